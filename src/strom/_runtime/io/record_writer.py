@@ -1,0 +1,195 @@
+"""RecordWriter: routes a task's output batches to the channels of one edge.
+
+Records are appended to per-channel buffers that are flushed as one ``RecordBatch`` when
+they reach ``batch_size`` records, when the buffer timeout expires (checked by the task
+loop), when the task is idle, or before any control element (so order is kept). A batch
+of at least ``batch_size`` records arriving at an empty buffer is handed on as is.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from strom._graph.partitioner import (
+    BroadcastPartitioner,
+    CustomPartitionerWrapper,
+    KeyGroupStreamPartitioner,
+    Partitioner,
+    ShufflePartitioner,
+)
+from strom._runtime.elements import RecordBatch
+from strom._runtime.io.channels import LocalInputChannel
+
+__all__ = ["RecordWriter"]
+
+
+class RecordWriter:
+    """Writes one producer subtask's output for one edge.
+
+    Args:
+        channels: target channels, indexed by consumer subtask (for pointwise edges only
+            the reachable consumers, in order).
+        partitioner: the edge's routing.
+        batch_size: records per flushed batch.
+        max_parallelism: key groups (keyed routing).
+        start_channel: first round-robin target (spreads producers over consumers).
+    """
+
+    def __init__(
+        self,
+        channels: list[LocalInputChannel],
+        partitioner: Partitioner,
+        batch_size: int,
+        max_parallelism: int,
+        start_channel: int = 0,
+    ) -> None:
+        self.channels = channels
+        self.partitioner = partitioner
+        self.batch_size = batch_size
+        self.max_parallelism = max_parallelism
+        n = len(channels)
+        self.buf_values: list[list[Any]] = [[] for _ in range(n)]
+        self.buf_ts: list[list[Any] | None] = [None] * n
+        self.buffered = 0
+        self.dirty_since_ms: int | None = None
+        self.records_out = 0
+        self._rr = start_channel % n if n else 0
+        if n == 1:
+            self.emit = self._emit_single  # type: ignore[method-assign]
+        elif isinstance(partitioner, KeyGroupStreamPartitioner):
+            self.emit = self._emit_keyed  # type: ignore[method-assign]
+        elif isinstance(partitioner, BroadcastPartitioner):
+            self.emit = self._emit_broadcast  # type: ignore[method-assign]
+        elif isinstance(partitioner, ShufflePartitioner):
+            self.emit = self._emit_shuffle  # type: ignore[method-assign]
+        elif isinstance(partitioner, CustomPartitionerWrapper):
+            self.emit = self._emit_custom  # type: ignore[method-assign]
+        else:  # rebalance, rescale (forward has one channel)
+            self.emit = self._emit_round_robin  # type: ignore[method-assign]
+
+    # -- availability ---------------------------------------------------------------------
+    def is_available(self) -> bool:
+        """False while any target channel is full (back-pressure)."""
+        for ch in self.channels:
+            if len(ch.queue) >= ch.capacity:
+                return False
+        return True
+
+    # -- emitting -------------------------------------------------------------------------
+    def emit(self, values: list[Any], timestamps: list[Any] | None) -> None:
+        """Route a batch (replaced per instance by the partitioner's strategy)."""
+
+    def _append(self, ch: int, values: list[Any], timestamps: list[Any] | None) -> None:
+        buf = self.buf_values[ch]
+        n_before = len(buf)
+        if n_before == 0 and len(values) >= self.batch_size:
+            self.channels[ch].push(RecordBatch(values, timestamps))
+            return
+        ts_buf = self.buf_ts[ch]
+        if timestamps is not None:
+            if ts_buf is None:
+                ts_buf = self.buf_ts[ch] = [None] * n_before
+            ts_buf.extend(timestamps)
+        elif ts_buf is not None:
+            ts_buf.extend([None] * len(values))
+        buf.extend(values)
+        if n_before == 0:
+            self.buffered += 1
+            if self.dirty_since_ms is None:
+                from time import monotonic_ns
+
+                self.dirty_since_ms = monotonic_ns() // 1_000_000
+        if len(buf) >= self.batch_size:
+            self._flush_channel(ch)
+
+    def _emit_single(self, values: list[Any], timestamps: list[Any] | None) -> None:
+        self.records_out += len(values)
+        self._append(0, values, timestamps)
+
+    def _emit_round_robin(self, values: list[Any], timestamps: list[Any] | None) -> None:
+        self.records_out += len(values)
+        ch = self._rr
+        self._rr = (ch + 1) % len(self.channels)
+        self._append(ch, values, timestamps)
+
+    def _emit_broadcast(self, values: list[Any], timestamps: list[Any] | None) -> None:
+        self.records_out += len(values) * len(self.channels)
+        for ch in range(len(self.channels)):
+            self._append(ch, values, timestamps)
+
+    def _scatter(
+        self, targets: list[int], values: list[Any], timestamps: list[Any] | None
+    ) -> None:
+        n = len(self.channels)
+        parts: list[list[Any]] = [[] for _ in range(n)]
+        if timestamps is None:
+            for t, v in zip(targets, values):
+                parts[t].append(v)
+            for ch in range(n):
+                if parts[ch]:
+                    self._append(ch, parts[ch], None)
+        else:
+            tparts: list[list[Any]] = [[] for _ in range(n)]
+            for t, v, ts in zip(targets, values, timestamps):
+                parts[t].append(v)
+                tparts[t].append(ts)
+            for ch in range(n):
+                if parts[ch]:
+                    self._append(ch, parts[ch], tparts[ch])
+
+    def _emit_keyed(self, values: list[Any], timestamps: list[Any] | None) -> None:
+        from strom._runtime.key_groups import channel_indices
+
+        self.records_out += len(values)
+        p = self.partitioner
+        assert isinstance(p, KeyGroupStreamPartitioner) and p.key_selector is not None
+        keys = list(map(p.key_selector, values))
+        targets = channel_indices(keys, self.max_parallelism, len(self.channels))
+        self._scatter(targets, values, timestamps)
+
+    def _emit_shuffle(self, values: list[Any], timestamps: list[Any] | None) -> None:
+        self.records_out += len(values)
+        n = len(self.channels)
+        rnd = random.randrange
+        self._scatter([rnd(n) for _ in values], values, timestamps)
+
+    def _emit_custom(self, values: list[Any], timestamps: list[Any] | None) -> None:
+        self.records_out += len(values)
+        p = self.partitioner
+        assert isinstance(p, CustomPartitionerWrapper)
+        assert p.partitioner is not None and p.key_selector is not None
+        n = len(self.channels)
+        fn, key_of = p.partitioner, p.key_selector
+        targets = []
+        for v in values:
+            t = fn(key_of(v), n)
+            if not isinstance(t, int) or not 0 <= t < n:
+                msg = f"custom partitioner returned {t!r}; it must return an int in [0, {n})"
+                raise ValueError(msg)
+            targets.append(t)
+        self._scatter(targets, values, timestamps)
+
+    # -- flushing -------------------------------------------------------------------------
+    def _flush_channel(self, ch: int) -> None:
+        buf = self.buf_values[ch]
+        if buf:
+            self.channels[ch].push(RecordBatch(buf, self.buf_ts[ch]))
+            self.buf_values[ch] = []
+            self.buf_ts[ch] = None
+            self.buffered -= 1
+            if self.buffered == 0:
+                self.dirty_since_ms = None
+
+    def flush(self) -> None:
+        """Push every non-empty buffer to its channel."""
+        if self.buffered:
+            for ch in range(len(self.channels)):
+                self._flush_channel(ch)
+        self.dirty_since_ms = None
+
+    def broadcast_event(self, element: Any) -> None:
+        """Flush, then send a control element to every channel (keeps order)."""
+        self.flush()
+        for ch in self.channels:
+            ch.push(element)

@@ -1,0 +1,158 @@
+"""Keyed one-input operators: running reduce/aggregations and the keyed process operator.
+
+The input is already partitioned by key group; each record's key is extracted again here
+(as Flink does) to scope state. In STREAMING mode a reduce emits every updated value; in
+BATCH mode it emits only the final value per key at end of input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strom._runtime.operators.base import UdfStreamOperator
+from strom._runtime.operators.basic import ProcessContext, _NoTimersService
+from strom._state.heap import HeapKeyedStateBackend
+from strom.datastream.functions import KeyedProcessFunction, TimerService
+from strom.errors import UnhashableKeyError
+
+__all__ = ["KeyedProcessOperator", "StreamGroupedReduce"]
+
+_MISSING = object()
+
+
+class _KeyedMixin:
+    """Creates the keyed backend and reports unhashable keys with context."""
+
+    keyed_backend: HeapKeyedStateBackend
+
+    def _create_backend(self: Any) -> None:
+        self.keyed_backend = HeapKeyedStateBackend(self.context.max_parallelism)
+
+    def _bad_key(self: Any, value: Any, exc: Exception) -> UnhashableKeyError:
+        c = self.context
+        try:
+            key = c.key_selector(value)
+        except Exception:  # pragma: no cover - the selector itself failed
+            key = "?"
+        msg = (
+            f"key {key!r} of type {type(key).__name__} cannot be used as a key ({exc}); "
+            "make the key_by selector return a str, int, float, bytes, bool, None or a "
+            "tuple of those (e.g. tuple(the_list))"
+        )
+        return UnhashableKeyError(
+            msg, job_id=c.job_id, operator_uid=c.uid, operator_name=c.name,
+            subtask_index=c.subtask_index,
+        )
+
+
+class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
+    """Running reduce per key (Flink's ``StreamGroupedReduceOperator``).
+
+    ``spec.function`` is a ``ReduceFunction`` or a callable ``(acc, value) -> acc``;
+    ``sum``/``min``/``max``/``min_by``/``max_by`` are built on it.
+    """
+
+    method = "reduce"
+    STATE_NAME = "_reduce_value"
+
+    def open(self) -> None:
+        """Create the keyed backend and the running-value table, then open the function."""
+        self._create_backend()
+        self.table = self.keyed_backend.table(self.STATE_NAME)
+        self.batch_mode = self.context.runtime_mode == "BATCH"
+        super().open()
+
+    def initialize_state(self, state: dict[str, Any] | None) -> None:
+        """Restore the per-key running values."""
+        self._restored = state
+
+    def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
+        """Fold each record into its key's running value; emit updates in STREAMING."""
+        key_of = self.context.key_selector
+        fn = self.fn
+        table = self.table
+        get = table.get
+        out: list[Any] = []
+        append = out.append
+        missing = _MISSING
+        try:
+            for v in values:
+                k = key_of(v)
+                cur = get(k, missing)
+                new = v if cur is missing else fn(cur, v)
+                table[k] = new
+                append(new)
+        except TypeError as e:
+            if "unhashable" in str(e):
+                raise self._bad_key(values[len(out)], e) from e
+            raise
+        if not self.batch_mode:
+            self.output.emit_batch(out, timestamps)
+
+    def end_input(self) -> None:
+        """In BATCH mode, emit the final value of every key."""
+        if self.batch_mode and self.table:
+            self.output.emit_batch(list(self.table.values()), None)
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        """The keyed running values, by key group."""
+        return {"keyed": self.keyed_backend.snapshot()}
+
+
+class _KeyedContext(ProcessContext, KeyedProcessFunction.Context):
+    """Per-record context of a keyed process function."""
+
+    __slots__ = ()
+
+    def get_current_key(self) -> Any:
+        """The key of the record being processed."""
+        return self._op.keyed_backend.current_key
+
+
+class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
+    """Runs a ``KeyedProcessFunction`` with the current key set per record."""
+
+    method = "process_element"
+    current_watermark = -(2**63)
+
+    def open(self) -> None:
+        """Create the keyed backend and the context, then open the function."""
+        self._create_backend()
+        timer_service: TimerService = _NoTimersService(self)  # type: ignore[arg-type]
+        self.ctx = _KeyedContext(self, timer_service)
+        super().open()
+
+    def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
+        """Set the key, call ``process_element(value, ctx)``, emit what it yields."""
+        key_of = self.context.key_selector
+        backend = self.keyed_backend
+        fn, ctx = self.fn, self.ctx
+        out: list[Any] = []
+        out_ts: list[int] = []
+        ts_iter = timestamps if timestamps is not None else [None] * len(values)
+        for v, t in zip(values, ts_iter):
+            k = key_of(v)
+            try:
+                hash(k)
+            except TypeError as e:
+                raise self._bad_key(v, e) from e
+            backend.current_key = k
+            ctx.ts = t
+            r = fn(v, ctx)
+            if r is not None:
+                n = len(out)
+                out.extend(r)
+                if t is not None:
+                    out_ts.extend([t] * (len(out) - n))
+        ctx.ts = None
+        if out:
+            self.output.emit_batch(out, out_ts if timestamps is not None else None)
+
+    def process_watermark(self, watermark: Any) -> None:
+        """Track the current watermark and forward it."""
+        self.current_watermark = watermark.timestamp_ms
+        self.output.emit_watermark(watermark)
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        """All keyed state, by key group."""
+        return {"keyed": self.keyed_backend.snapshot()}

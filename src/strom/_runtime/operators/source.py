@@ -1,0 +1,259 @@
+"""SourceOperator: drives a ``SourceReader`` and generates timestamps and watermarks.
+
+Mirrors Flink's ``SourceOperator``: the task polls :meth:`SourceOperator.emit_next` in its
+mailbox loop; every batch the reader hands over gets timestamps from the
+``WatermarkStrategy``'s assigner and is shown to its ``WatermarkGenerator``; watermarks
+are emitted on periodic emit (``pipeline.auto-watermark-interval``) and are monotonic.
+At the end of bounded input in STREAMING mode the source emits the max watermark, so
+every event-time timer and window fires before the job finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from strom._runtime.elements import WatermarkStatus
+from strom._runtime.operators.base import Output, StreamOperator
+from strom.connectors.source import (
+    InputStatus,
+    ReaderOutput,
+    SourceReader,
+    SourceReaderContext,
+)
+from strom.datastream.watermark import MIN_WATERMARK_MS, Watermark, WatermarkOutput
+from strom.errors import ConnectorError, TaskError
+
+if TYPE_CHECKING:
+    from strom.datastream.watermark import WatermarkStrategy
+
+__all__ = ["SourceOperator", "SourceReaderContextImpl"]
+
+
+class SourceReaderContextImpl(SourceReaderContext):
+    """The reader's view of its subtask; split requests go to the source coordinator.
+
+    Args:
+        subtask_index: this reader's subtask.
+        parallelism: number of readers.
+        send_request: callback ``(subtask_index) -> None`` that asks the enumerator.
+        send_event: callback ``(subtask_index, event) -> None``.
+    """
+
+    def __init__(
+        self,
+        subtask_index: int,
+        parallelism: int,
+        send_request: Callable[[int], None],
+        send_event: Callable[[int, Any], None],
+    ) -> None:
+        self._index = subtask_index
+        self._parallelism = parallelism
+        self._send_request = send_request
+        self._send_event = send_event
+
+    def index_of_subtask(self) -> int:
+        """0-based subtask index."""
+        return self._index
+
+    def current_parallelism(self) -> int:
+        """Number of readers."""
+        return self._parallelism
+
+    def send_split_request(self) -> None:
+        """Ask the enumerator for a split."""
+        self._send_request(self._index)
+
+    def send_source_event(self, event: Any) -> None:
+        """Send a custom event to the enumerator."""
+        self._send_event(self._index, event)
+
+
+class _SourceOutput(ReaderOutput, WatermarkOutput):
+    """ReaderOutput that assigns timestamps, feeds the generator and emits downstream."""
+
+    def __init__(self, op: SourceOperator) -> None:
+        self.op = op
+        self.pending: list[Any] = []
+        self.pending_ts: list[int | None] = []
+        self.has_pending_ts = False
+
+    def collect(self, value: Any, timestamp_ms: int | None = None) -> None:
+        self.pending.append(value)
+        self.pending_ts.append(timestamp_ms)
+        if timestamp_ms is not None:
+            self.has_pending_ts = True
+
+    def flush_pending(self) -> None:
+        if self.pending:
+            values, ts = self.pending, self.pending_ts
+            self.pending, self.pending_ts = [], []
+            has_ts = self.has_pending_ts
+            self.has_pending_ts = False
+            self.collect_batch(values, ts if has_ts else None)  # type: ignore[arg-type]
+
+    def collect_batch(self, values: list[Any], timestamps_ms: list[int] | None = None) -> None:
+        op = self.op
+        if not values:
+            return
+        if self.pending:
+            self.flush_pending()
+        ts_fn = op.ts_fn
+        if ts_fn is not None:
+            timestamps_ms = list(map(ts_fn, values))
+        elif op.assigner is not None:
+            extract = op.assigner.extract_timestamp
+            if timestamps_ms is None:
+                timestamps_ms = [extract(v, None) for v in values]
+            else:
+                timestamps_ms = [extract(v, t) for v, t in zip(values, timestamps_ms)]
+        if op.generator is not None and timestamps_ms is not None:
+            op.generator.on_events(values, timestamps_ms, self)
+        op.output.emit_batch(values, timestamps_ms)
+
+    # WatermarkOutput / ReaderOutput watermark methods
+    def emit_watermark(self, watermark: Any) -> None:
+        op = self.op
+        if op.idle:
+            self.mark_active()
+        if watermark.timestamp_ms > op.current_watermark:
+            op.current_watermark = watermark.timestamp_ms
+            op.output.emit_watermark(watermark)
+
+    def mark_idle(self) -> None:
+        op = self.op
+        if not op.idle:
+            op.idle = True
+            op.output.emit_watermark_status(WatermarkStatus.IDLE)  # type: ignore[attr-defined]
+
+    def mark_active(self) -> None:
+        op = self.op
+        if op.idle:
+            op.idle = False
+            op.output.emit_watermark_status(WatermarkStatus.ACTIVE)  # type: ignore[attr-defined]
+
+
+class SourceOperator(StreamOperator):
+    """Hosts one ``SourceReader`` (Flink's ``SourceOperator``).
+
+    Args:
+        source: the ``Source``.
+        watermark_strategy: the ``WatermarkStrategy`` or None (no timestamps/watermarks).
+        reader_context: the reader's context.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        watermark_strategy: WatermarkStrategy | None,
+        reader_context: SourceReaderContext,
+    ) -> None:
+        super().__init__(None)
+        self.source = source
+        self.strategy = watermark_strategy
+        self.reader_context = reader_context
+        self.reader: SourceReader[Any, Any] | None = None
+        self.current_watermark = MIN_WATERMARK_MS
+        self.idle = False
+        self.finished = False
+        self.ts_fn: Callable[[Any], int] | None = None
+        self.assigner: Any = None
+        self.generator: Any = None
+        self.periodic_interval_ms = 0
+        self.next_periodic_ms = 0
+
+    def setup(self, context: Any, output: Output) -> None:
+        """Bind and create the reader output."""
+        super().setup(context, output)
+        self.source_output = _SourceOutput(self)
+
+    def open(self) -> None:
+        """Create the reader, the timestamp assigner and the watermark generator."""
+        try:
+            self.reader = self.source.create_reader(self.reader_context)
+        except TaskError:
+            raise
+        except Exception as e:
+            raise self._connector_error(e, "create the source reader") from e
+        batch = self.context.runtime_mode == "BATCH"
+        if self.strategy is not None:
+            self.ts_fn = self.strategy.timestamp_function()
+            if self.ts_fn is None:
+                self.assigner = self.strategy.create_timestamp_assigner()
+            if not batch:
+                self.generator = self.strategy.create_watermark_generator()
+                self.periodic_interval_ms = int(
+                    self.context.config.get("pipeline.auto-watermark-interval", 200)
+                )
+
+    def restore_splits(self, splits: list[Any]) -> None:
+        """Hand restored splits to the reader (before ``start``)."""
+        assert self.reader is not None
+        self.reader.add_splits(splits)
+
+    def start(self) -> None:
+        """Start the reader (after restore)."""
+        assert self.reader is not None
+        self.reader.start()
+
+    def emit_next(self, now_ms: int) -> InputStatus:
+        """Poll the reader once; emit periodic watermarks when due.
+
+        Args:
+            now_ms: current monotonic time in ms (for periodic watermark emission).
+        """
+        assert self.reader is not None
+        try:
+            status = self.reader.poll_next(self.source_output)
+            self.source_output.flush_pending()
+        except TaskError:
+            raise
+        except Exception as e:
+            raise self._connector_error(e, "read from the source") from e
+        if self.generator is not None and self.periodic_interval_ms > 0:
+            if now_ms >= self.next_periodic_ms:
+                self.next_periodic_ms = now_ms + self.periodic_interval_ms
+                self.generator.on_periodic_emit(self.source_output)
+        return status
+
+    def emit_end_of_input_watermark(self) -> None:
+        """At the end of bounded input: the max watermark fires all event time."""
+        if self.context.runtime_mode != "BATCH":
+            self.source_output.mark_active()
+            max_wm = Watermark.MAX_WATERMARK
+            if max_wm.timestamp_ms > self.current_watermark:
+                self.current_watermark = max_wm.timestamp_ms
+                self.output.emit_watermark(max_wm)
+
+    def add_splits(self, splits: list[Any]) -> None:
+        """Splits assigned by the enumerator."""
+        assert self.reader is not None
+        self.reader.add_splits(splits)
+
+    def notify_no_more_splits(self) -> None:
+        """The enumerator has no more splits for this reader."""
+        assert self.reader is not None
+        self.reader.notify_no_more_splits()
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        """The reader's splits with their progress."""
+        assert self.reader is not None
+        return {"splits": self.reader.snapshot_state(checkpoint_id)}
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Tell the reader (e.g. to commit offsets for monitoring)."""
+        if self.reader is not None:
+            self.reader.notify_checkpoint_complete(checkpoint_id)
+
+    def close(self) -> None:
+        """Close the reader."""
+        if self.reader is not None:
+            self.reader.close()
+
+    def _connector_error(self, exc: Exception, what: str) -> ConnectorError:
+        c = self.context
+        msg = f"failed to {what}: {type(exc).__name__}: {exc}"
+        return ConnectorError(
+            msg, job_id=c.job_id, operator_uid=c.uid, operator_name=c.name,
+            subtask_index=c.subtask_index,
+        )

@@ -1,0 +1,265 @@
+"""User function interfaces (Flink's ``pyflink.datastream.functions``).
+
+Every API method that takes a function accepts either one of these classes or a plain
+callable. Rich functions get ``open(runtime_context)`` before the first record and
+``close()`` after the last. Functions must not keep per-key data in attributes: a
+function instance is shared by all keys of its subtask; use keyed state instead.
+
+As in PyFlink, ``flat_map`` and the process functions' ``process_element(value, ctx)``
+*yield* their outputs (or return an iterable, or None for no output).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from strom.datastream.accumulators import Accumulator
+    from strom.datastream.output_tag import OutputTag
+    from strom.datastream.state import ValueState, ValueStateDescriptor
+
+__all__ = [
+    "AggregateFunction",
+    "FilterFunction",
+    "FlatMapFunction",
+    "Function",
+    "KeySelector",
+    "KeyedProcessFunction",
+    "MapFunction",
+    "ProcessFunction",
+    "ReduceFunction",
+    "RuntimeContext",
+    "TimerService",
+]
+
+IN = TypeVar("IN")
+"""Input record type."""
+OUT = TypeVar("OUT")
+"""Output record type."""
+KEY = TypeVar("KEY")
+"""Key type of a keyed stream."""
+ACC = TypeVar("ACC")
+"""Accumulator type of an AggregateFunction."""
+
+
+class RuntimeContext(abc.ABC):
+    """What a rich function knows about where it runs (Flink's ``RuntimeContext``).
+
+    Passed to ``Function.open``; valid for the function's lifetime.
+    """
+
+    @abc.abstractmethod
+    def get_task_name(self) -> str:
+        """The operator's display name."""
+
+    @abc.abstractmethod
+    def get_number_of_parallel_subtasks(self) -> int:
+        """Parallelism of this operator."""
+
+    @abc.abstractmethod
+    def get_max_number_of_parallel_subtasks(self) -> int:
+        """Max parallelism (number of key groups)."""
+
+    @abc.abstractmethod
+    def get_index_of_this_subtask(self) -> int:
+        """0-based index of this parallel subtask."""
+
+    @abc.abstractmethod
+    def get_attempt_number(self) -> int:
+        """0 on the first run, +1 per restart."""
+
+    def get_task_name_with_subtasks(self) -> str:
+        """``"name (index+1/parallelism)"`` as in Flink's logs."""
+        return (
+            f"{self.get_task_name()} ({self.get_index_of_this_subtask() + 1}/"
+            f"{self.get_number_of_parallel_subtasks()})"
+        )
+
+    @abc.abstractmethod
+    def get_job_parameter(self, key: str, default_value: str | None = None) -> str | None:
+        """A global job parameter set with ``env.set_job_parameter`` (or the default)."""
+
+    @abc.abstractmethod
+    def add_accumulator(self, name: str, accumulator: Accumulator[Any]) -> None:
+        """Register an accumulator; its merged value lands in the ``JobExecutionResult``.
+
+        Raises:
+            InvalidProgramError: an accumulator with that name is already registered.
+        """
+
+    @abc.abstractmethod
+    def get_accumulator(self, name: str) -> Accumulator[Any]:
+        """Return a registered accumulator.
+
+        Raises:
+            KeyError: no accumulator of that name.
+        """
+
+    @abc.abstractmethod
+    def get_state(self, state_descriptor: ValueStateDescriptor) -> ValueState:
+        """Return keyed value state scoped to the current key (keyed streams only).
+
+        Raises:
+            InvalidProgramError: the operator is not on a keyed stream.
+        """
+
+
+class Function(abc.ABC):  # noqa: B024 - a marker base with optional lifecycle hooks
+    """Base of all user functions; ``open``/``close`` are optional lifecycle hooks."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:  # noqa: B027
+        """Called once per subtask before the first record."""
+
+    def close(self) -> None:  # noqa: B027
+        """Called once per subtask after the last record (also after a failure)."""
+
+
+class MapFunction(Function, Generic[IN, OUT]):
+    """One record in, one record out (Flink's ``MapFunction``)."""
+
+    @abc.abstractmethod
+    def map(self, value: IN) -> OUT:
+        """Transform one record."""
+
+
+class FlatMapFunction(Function, Generic[IN, OUT]):
+    """One record in, zero or more out (Flink's ``FlatMapFunction``)."""
+
+    @abc.abstractmethod
+    def flat_map(self, value: IN) -> Iterable[OUT] | None:
+        """Yield (or return an iterable of) the outputs for one record."""
+
+
+class FilterFunction(Function, Generic[IN]):
+    """Keeps the records for which ``filter`` is true (Flink's ``FilterFunction``)."""
+
+    @abc.abstractmethod
+    def filter(self, value: IN) -> bool:
+        """True to keep the record."""
+
+
+class KeySelector(Function, Generic[IN, KEY]):
+    """Extracts the key of a record (Flink's ``KeySelector``).
+
+    The key must be deterministic and of a stably hashable type: str, bytes, int, float,
+    bool, None, or tuples of those.
+    """
+
+    @abc.abstractmethod
+    def get_key(self, value: IN) -> KEY:
+        """Return the record's key."""
+
+
+class ReduceFunction(Function, Generic[IN]):
+    """Combines two values of one key into one (Flink's ``ReduceFunction``)."""
+
+    @abc.abstractmethod
+    def reduce(self, value1: IN, value2: IN) -> IN:
+        """Combine the accumulated ``value1`` with the new ``value2``."""
+
+
+class AggregateFunction(Function, Generic[IN, ACC, OUT]):
+    """Incremental aggregation with an accumulator (Flink's ``AggregateFunction``)."""
+
+    @abc.abstractmethod
+    def create_accumulator(self) -> ACC:
+        """A new, empty accumulator."""
+
+    @abc.abstractmethod
+    def add(self, value: IN, accumulator: ACC) -> ACC:
+        """Add a value; return the (possibly new) accumulator."""
+
+    @abc.abstractmethod
+    def get_result(self, accumulator: ACC) -> OUT:
+        """The result for an accumulator."""
+
+    @abc.abstractmethod
+    def merge(self, acc_a: ACC, acc_b: ACC) -> ACC:
+        """Merge two accumulators (merging windows)."""
+
+
+class TimerService(abc.ABC):
+    """Time and timers (Flink's ``TimerService``); times are int epoch milliseconds."""
+
+    @abc.abstractmethod
+    def current_processing_time(self) -> int:
+        """Wall-clock time in epoch ms."""
+
+    @abc.abstractmethod
+    def current_watermark(self) -> int:
+        """The operator's current event-time watermark in epoch ms."""
+
+    @abc.abstractmethod
+    def register_event_time_timer(self, timestamp_ms: int) -> None:
+        """Fire ``on_timer`` for the current key when the watermark passes ``timestamp_ms``."""
+
+    @abc.abstractmethod
+    def register_processing_time_timer(self, timestamp_ms: int) -> None:
+        """Fire ``on_timer`` for the current key when the wall clock reaches it."""
+
+    @abc.abstractmethod
+    def delete_event_time_timer(self, timestamp_ms: int) -> None:
+        """Delete a registered event-time timer of the current key."""
+
+    @abc.abstractmethod
+    def delete_processing_time_timer(self, timestamp_ms: int) -> None:
+        """Delete a registered processing-time timer of the current key."""
+
+
+class ProcessFunction(Function, Generic[IN, OUT]):
+    """The most general one-input function (Flink's ``ProcessFunction``)."""
+
+    class Context(abc.ABC):
+        """Per-record context; valid only during the call."""
+
+        @abc.abstractmethod
+        def timestamp(self) -> int | None:
+            """The current record's event timestamp (int epoch ms) or None."""
+
+        @abc.abstractmethod
+        def timer_service(self) -> TimerService:
+            """Time queries (timers need a keyed stream)."""
+
+        @abc.abstractmethod
+        def output(self, output_tag: OutputTag, value: Any) -> None:
+            """Emit ``value`` to the side output ``output_tag``."""
+
+    @abc.abstractmethod
+    def process_element(self, value: IN, ctx: ProcessFunction.Context) -> Iterable[OUT] | None:
+        """Handle one record: yield (or return an iterable of) outputs."""
+
+
+class KeyedProcessFunction(Function, Generic[KEY, IN, OUT]):
+    """Process function on a keyed stream, with keyed state and timers.
+
+    Mirrors Flink's ``KeyedProcessFunction``. Timers arrive with the event-time issue;
+    ``on_timer`` is then called with an ``OnTimerContext``.
+    """
+
+    class Context(ProcessFunction.Context):
+        """Per-record context with the current key."""
+
+        @abc.abstractmethod
+        def get_current_key(self) -> Any:
+            """The key of the record being processed."""
+
+    class OnTimerContext(Context):
+        """Context of ``on_timer``."""
+
+        @abc.abstractmethod
+        def time_domain(self) -> Any:
+            """EVENT_TIME or PROCESSING_TIME."""
+
+    @abc.abstractmethod
+    def process_element(
+        self, value: IN, ctx: KeyedProcessFunction.Context
+    ) -> Iterable[OUT] | None:
+        """Handle one record of the current key: yield outputs."""
+
+    def on_timer(
+        self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+    ) -> Iterable[OUT] | None:
+        """A timer of the current key fired at ``timestamp`` (epoch ms): yield outputs."""
+        return None
