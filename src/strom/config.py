@@ -82,6 +82,21 @@ _OPTIONS = [
     ConfigOption(
         "pipeline.operator-chaining", True, bool, "Chain forward-connected operators."
     ),
+    ConfigOption(
+        "state.backend", "hashmap", str, "Keyed state backend: 'hashmap' or 'rocksdb'."
+    ),
+    ConfigOption(
+        "state.backend.rocksdb.localdir",
+        "",
+        str,
+        "Directory for RocksDB working files ('' = a fresh temporary directory per job).",
+    ),
+    ConfigOption(
+        "state.backend.incremental",
+        True,
+        bool,
+        "RocksDB: upload only new SST files in checkpoints.",
+    ),
 ]
 
 DEFAULTS: Mapping[str, ConfigOption] = {o.key: o for o in _OPTIONS}

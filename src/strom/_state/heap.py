@@ -68,6 +68,22 @@ class HeapKeyedStateBackend:
             t = self.tables[name] = {}
         return t
 
+    def set_current_key(self, key: Any) -> None:
+        """Scope state access to ``key``."""
+        self.current_key = key
+
+    def get_current_key(self) -> Any:
+        """The current key."""
+        return self.current_key
+
+    def raw_table(self, name: str) -> dict[Any, Any]:
+        """Fast path for runtime operators: the ``key -> value`` dict of a value state."""
+        return self.table(name)
+
+    def get_or_create_keyed_state(self, descriptor: ValueStateDescriptor) -> HeapValueState:
+        """Only value state so far."""
+        return self.get_value_state(descriptor)
+
     def get_value_state(self, descriptor: ValueStateDescriptor) -> HeapValueState:
         """Return (creating on first use) the value state named by ``descriptor``."""
         s = self._states.get(descriptor.name)

@@ -131,6 +131,24 @@ class StreamExecutionEnvironment:
         """The buffer timeout in ms."""
         return self._config.get_int("execution.buffer-timeout")
 
+    def set_state_backend(self, state_backend: Any) -> StreamExecutionEnvironment:
+        """Choose where keyed state lives: ``HashMapStateBackend()`` (default) or
+        ``EmbeddedRocksDBStateBackend(...)`` from ``strom.datastream.state_backend``.
+
+        Raises:
+            ConfigurationError: not a state backend descriptor.
+        """
+        to_config = getattr(state_backend, "to_config", None)
+        if to_config is None:
+            msg = (
+                f"set_state_backend() needs a state backend descriptor such as "
+                f"HashMapStateBackend(), got {state_backend!r}"
+            )
+            raise ConfigurationError(msg)
+        for key, value in to_config().items():
+            self._config.set(key, value)
+        return self
+
     def disable_operator_chaining(self) -> StreamExecutionEnvironment:
         """Run every operator as its own task (for debugging)."""
         self._config.set("pipeline.operator-chaining", False)

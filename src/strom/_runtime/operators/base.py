@@ -34,7 +34,7 @@ from strom.errors import InvalidProgramError, TaskError, UserFunctionError
 if TYPE_CHECKING:
     from strom._graph.transformation import OperatorSpec
     from strom._runtime.elements import WatermarkStatus
-    from strom._state.heap import HeapKeyedStateBackend
+    from strom._state.backend import KeyedStateBackend
     from strom.datastream.state import ValueState, ValueStateDescriptor
     from strom.datastream.watermark import Watermark
 
@@ -257,14 +257,14 @@ class StreamingRuntimeContext(RuntimeContext):
         Raises:
             InvalidProgramError: the operator is not keyed.
         """
-        backend: HeapKeyedStateBackend | None = getattr(self._op, "keyed_backend", None)
+        backend: KeyedStateBackend | None = getattr(self._op, "keyed_backend", None)
         if backend is None:
             msg = (
                 f"keyed state {state_descriptor.name!r} requested in operator "
                 f"'{self._ctx.name}', which is not on a keyed stream; call key_by() first"
             )
             raise InvalidProgramError(msg)
-        return backend.get_value_state(state_descriptor)
+        return backend.get_or_create_keyed_state(state_descriptor)  # type: ignore[no-any-return]
 
 
 class UdfStreamOperator(StreamOperator):

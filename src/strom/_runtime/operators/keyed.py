@@ -11,7 +11,9 @@ from typing import Any
 
 from strom._runtime.operators.base import UdfStreamOperator
 from strom._runtime.operators.basic import ProcessContext, _NoTimersService
-from strom._state.heap import HeapKeyedStateBackend
+from strom._state.backend import KeyedStateBackend
+from strom._state.factory import create_keyed_state_backend
+from strom.datastream.state import ValueStateDescriptor
 from strom.datastream.functions import KeyedProcessFunction, TimerService
 from strom.errors import UnhashableKeyError
 
@@ -23,10 +25,13 @@ _MISSING = object()
 class _KeyedMixin:
     """Creates the keyed backend and reports unhashable keys with context."""
 
-    keyed_backend: HeapKeyedStateBackend
+    keyed_backend: KeyedStateBackend
 
     def _create_backend(self: Any) -> None:
-        self.keyed_backend = HeapKeyedStateBackend(self.context.max_parallelism)
+        c = self.context
+        self.keyed_backend = create_keyed_state_backend(
+            c.config, c.job_id, c.uid, c.subtask_index, c.parallelism, c.max_parallelism
+        )
 
     def _bad_key(self: Any, value: Any, exc: Exception) -> UnhashableKeyError:
         c = self.context
@@ -58,8 +63,13 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
     def open(self) -> None:
         """Create the keyed backend and the running-value table, then open the function."""
         self._create_backend()
-        self.table = self.keyed_backend.table(self.STATE_NAME)
+        raw = getattr(self.keyed_backend, "raw_table", None)
+        self.table = raw(self.STATE_NAME) if raw is not None else None
+        self.state = self.keyed_backend.get_or_create_keyed_state(
+            ValueStateDescriptor(self.STATE_NAME)
+        )
         self.batch_mode = self.context.runtime_mode == "BATCH"
+        self.batch_keys: dict[Any, None] = {}
         super().open()
 
     def initialize_state(self, state: dict[str, Any] | None) -> None:
@@ -70,18 +80,30 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
         """Fold each record into its key's running value; emit updates in STREAMING."""
         key_of = self.context.key_selector
         fn = self.fn
-        table = self.table
-        get = table.get
         out: list[Any] = []
         append = out.append
-        missing = _MISSING
+        table = self.table
         try:
-            for v in values:
-                k = key_of(v)
-                cur = get(k, missing)
-                new = v if cur is missing else fn(cur, v)
-                table[k] = new
-                append(new)
+            if table is not None:  # heap fast path: one dict lookup per record
+                get = table.get
+                missing = _MISSING
+                for v in values:
+                    k = key_of(v)
+                    cur = get(k, missing)
+                    new = v if cur is missing else fn(cur, v)
+                    table[k] = new
+                    append(new)
+            else:
+                backend, state = self.keyed_backend, self.state
+                for v in values:
+                    k = key_of(v)
+                    backend.set_current_key(k)
+                    cur = state.value()
+                    new = v if cur is None else fn(cur, v)
+                    state.update(new)
+                    append(new)
+                    if self.batch_mode:
+                        self.batch_keys[k] = None
         except TypeError as e:
             if "unhashable" in str(e):
                 raise self._bad_key(values[len(out)], e) from e
@@ -91,8 +113,18 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
 
     def end_input(self) -> None:
         """In BATCH mode, emit the final value of every key."""
-        if self.batch_mode and self.table:
-            self.output.emit_batch(list(self.table.values()), None)
+        if not self.batch_mode:
+            return
+        if self.table is not None:
+            if self.table:
+                self.output.emit_batch(list(self.table.values()), None)
+            return
+        out = []
+        for k in self.batch_keys:
+            self.keyed_backend.set_current_key(k)
+            out.append(self.state.value())
+        if out:
+            self.output.emit_batch(out, None)
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """The keyed running values, by key group."""
@@ -106,7 +138,7 @@ class _KeyedContext(ProcessContext, KeyedProcessFunction.Context):
 
     def get_current_key(self) -> Any:
         """The key of the record being processed."""
-        return self._op.keyed_backend.current_key
+        return self._op.keyed_backend.get_current_key()
 
 
 class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
@@ -125,7 +157,7 @@ class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
     def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
         """Set the key, call ``process_element(value, ctx)``, emit what it yields."""
         key_of = self.context.key_selector
-        backend = self.keyed_backend
+        set_key = self.keyed_backend.set_current_key
         fn, ctx = self.fn, self.ctx
         out: list[Any] = []
         out_ts: list[int] = []
@@ -136,7 +168,7 @@ class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
                 hash(k)
             except TypeError as e:
                 raise self._bad_key(v, e) from e
-            backend.current_key = k
+            set_key(k)
             ctx.ts = t
             r = fn(v, ctx)
             if r is not None:
