@@ -114,8 +114,11 @@ class LocalExecutor:
                         for (pi, cj), ch in sorted(edge_channels[id(e)].items())
                         if pi == i
                     ]
+                    target_node = jg.vertex(e.target_vertex).head
                     writers[id(e)] = RecordWriter(
-                        chans, e.partitioner, batch_size, v.max_parallelism, start_channel=i
+                        chans, e.partitioner, batch_size, v.max_parallelism, start_channel=i,
+                        target_uid=target_node.uid, target_name=target_node.name,
+                        subtask_index=i,
                     )
                 task = self._build_task(v, i, gate, writers)
                 task.buffer_timeout_ms = timeout

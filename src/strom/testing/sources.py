@@ -27,6 +27,8 @@ __all__ = ["TestingAbortError", "TestingSink", "TestingSource"]
 class TestingAbortError(RuntimeError):
     """Raised by a TestingSource at its ``ABORT`` marker (simulated failure)."""
 
+    __test__ = False  # not a pytest test class
+
 
 class _Marker:
     def __init__(self, name: str) -> None:
@@ -137,6 +139,7 @@ class TestingSource(Source[Any, _TestingSplit, list[_TestingSplit]]):
         batch_size: records per poll (1 gives record-at-a-time interleaving).
     """
 
+    __test__ = False  # not a pytest test class
     EOF: ClassVar[_Marker] = _Marker("EOF")
     ABORT: ClassVar[_Marker] = _Marker("ABORT")
 
@@ -196,6 +199,8 @@ class TestingSink(Sink[Any, None]):
         results: the collected records, in arrival order.
         timestamps: their event timestamps (int epoch ms or None).
     """
+
+    __test__ = False  # not a pytest test class
 
     def __init__(self, results: list[Any] | None = None) -> None:
         self.results: list[Any] = results if results is not None else []

@@ -52,7 +52,10 @@ class ReaderContext(SourceReaderContext):
     """A reader context whose split requests are queued for the harness to deliver."""
 
     def __init__(
-        self, subtask: int = 0, parallelism: int = 1, on_request: Callable[[int], None] | None = None
+        self,
+        subtask: int = 0,
+        parallelism: int = 1,
+        on_request: Callable[[int], None] | None = None,
     ) -> None:
         self.subtask = subtask
         self.parallelism = parallelism
@@ -79,7 +82,9 @@ class EnumeratorContext(SplitEnumeratorContext[FileSourceSplit]):
         self.readers: list[int] = []
         self.assignments: dict[int, list[FileSourceSplit]] = collections.defaultdict(list)
         self.no_more_splits: set[int] = set()
-        self.async_calls: list[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None], int, int]] = []
+        self.async_calls: list[
+            tuple[Callable[[], Any], Callable[[Any, BaseException | None], None], int, int]
+        ] = []
         self.events: collections.deque[tuple[str, int, Any]] = collections.deque()
 
     def current_parallelism(self) -> int:

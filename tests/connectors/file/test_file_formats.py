@@ -110,7 +110,7 @@ def test_batches_are_bounded_and_one_per_poll(tmp_path: Path) -> None:
     )
     harness = SourceHarness(source)
     out = harness.outputs[0]
-    statuses = []
+    statuses: list[InputStatus] = []
     while not statuses or statuses[-1] is not InputStatus.END_OF_INPUT:
         before = len(out.batch_sizes)
         statuses.append(harness.poll())
@@ -192,7 +192,7 @@ def test_malformed_csv_skip_counts(tmp_path: Path, caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING):
         harness.run_until_idle()
     assert harness.records() == [{"a": 1, "b": "2"}, {"a": 4, "b": "5"}]
-    assert harness.readers[0].num_skipped_records == 2  # type: ignore[attr-defined]
+    assert harness.readers[0].num_skipped_records == 2
     assert "line 3" in caplog.text and "line 5" in caplog.text
     harness.close()
 
@@ -235,7 +235,7 @@ def test_malformed_json_skip(tmp_path: Path) -> None:
     harness = SourceHarness(FileSource.for_record_stream_format(fmt, tmp_path).build())
     harness.run_until_idle()
     assert harness.records() == [1, 3, {"x": 4}]
-    assert harness.readers[0].num_skipped_records == 1  # type: ignore[attr-defined]
+    assert harness.readers[0].num_skipped_records == 1
     harness.close()
 
 
@@ -252,8 +252,16 @@ def test_parquet_file_directory_and_glob(tmp_path: Path) -> None:
     write_parquet(tmp_path / "a.parquet", rows_a, row_group_size=700)
     write_parquet(tmp_path / "b.parquet", rows_b, row_group_size=700)
     (tmp_path / "_metadata").write_bytes(b"not parquet, hidden")
-    assert read_all(FileSource.for_bulk_file_format(BulkFormat.parquet(), tmp_path / "a.parquet").build()) == rows_a
-    assert read_all(FileSource.for_bulk_file_format(ParquetFormat(), tmp_path).build()) == rows_a + rows_b
+    assert (
+        read_all(
+            FileSource.for_bulk_file_format(BulkFormat.parquet(), tmp_path / "a.parquet").build()
+        )
+        == rows_a
+    )
+    assert (
+        read_all(FileSource.for_bulk_file_format(ParquetFormat(), tmp_path).build())
+        == rows_a + rows_b
+    )
     glob_source = FileSource.for_bulk_file_format(
         BulkFormat.parquet(columns=["id"]), str(tmp_path / "b*.parquet")
     ).build()
@@ -263,7 +271,9 @@ def test_parquet_file_directory_and_glob(tmp_path: Path) -> None:
 def test_parquet_batches_respect_batch_size(tmp_path: Path) -> None:
     rows = [{"id": i} for i in range(2500)]
     write_parquet(tmp_path / "a.parquet", rows, row_group_size=1000)
-    source = FileSource.for_bulk_file_format(BulkFormat.parquet(), tmp_path).set_batch_size(300).build()
+    source = (
+        FileSource.for_bulk_file_format(BulkFormat.parquet(), tmp_path).set_batch_size(300).build()
+    )
     harness = SourceHarness(source)
     harness.run_until_idle()
     out: CollectingOutput = harness.outputs[0]

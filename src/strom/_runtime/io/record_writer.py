@@ -20,6 +20,7 @@ from strom._graph.partitioner import (
 )
 from strom._runtime.elements import RecordBatch
 from strom._runtime.io.channels import LocalInputChannel
+from strom.errors import TaskError, UnhashableKeyError, UserFunctionError
 
 __all__ = ["RecordWriter"]
 
@@ -34,6 +35,9 @@ class RecordWriter:
         batch_size: records per flushed batch.
         max_parallelism: key groups (keyed routing).
         start_channel: first round-robin target (spreads producers over consumers).
+        target_uid: uid of the consuming operator (named in key errors).
+        target_name: name of the consuming operator.
+        subtask_index: the producing subtask (named in key errors).
     """
 
     def __init__(
@@ -43,7 +47,13 @@ class RecordWriter:
         batch_size: int,
         max_parallelism: int,
         start_channel: int = 0,
+        target_uid: str | None = None,
+        target_name: str | None = None,
+        subtask_index: int | None = None,
     ) -> None:
+        self.target_uid = target_uid
+        self.target_name = target_name
+        self.subtask_index = subtask_index
         self.channels = channels
         self.partitioner = partitioner
         self.batch_size = batch_size
@@ -144,9 +154,20 @@ class RecordWriter:
         self.records_out += len(values)
         p = self.partitioner
         assert isinstance(p, KeyGroupStreamPartitioner) and p.key_selector is not None
-        keys = list(map(p.key_selector, values))
-        targets = channel_indices(keys, self.max_parallelism, len(self.channels))
+        try:
+            keys = list(map(p.key_selector, values))
+        except Exception as e:
+            raise self._key_error(UserFunctionError, f"{type(e).__name__}: {e} "
+                                  "(raised by the key selector of key_by)") from e
+        try:
+            targets = channel_indices(keys, self.max_parallelism, len(self.channels))
+        except TypeError as e:
+            raise self._key_error(UnhashableKeyError, f"invalid key: {e}") from e
         self._scatter(targets, values, timestamps)
+
+    def _key_error(self, cls: type[TaskError], msg: str) -> TaskError:
+        return cls(msg, operator_uid=self.target_uid, operator_name=self.target_name,
+                   subtask_index=self.subtask_index)
 
     def _emit_shuffle(self, values: list[Any], timestamps: list[Any] | None) -> None:
         self.records_out += len(values)

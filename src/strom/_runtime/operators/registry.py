@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import logging
+
 from strom._graph.transformation import OperatorSpec
 from strom._runtime.operators.base import StreamOperator
 from strom._runtime.operators.basic import (
@@ -15,6 +18,8 @@ from strom._runtime.operators.sink import SinkWriterOperator
 from strom.errors import InvalidProgramError
 
 __all__ = ["OPERATORS", "create_operator"]
+
+logger = logging.getLogger(__name__)
 
 OPERATORS: dict[str, type[StreamOperator]] = {
     "map": StreamMap,
@@ -37,4 +42,14 @@ def create_operator(spec: OperatorSpec) -> StreamOperator:
     if cls is None:
         msg = f"unknown operator kind {spec.kind!r}"
         raise InvalidProgramError(msg)
+    if spec.function is not None:
+        # every subtask gets its own copy of the user function, as Flink deserialises one
+        # per subtask: attributes set in open() must not leak between subtasks
+        try:
+            fn = copy.deepcopy(spec.function)
+        except Exception as e:  # e.g. a function holding a lock or an open file
+            logger.warning("user function %r cannot be copied per subtask (%s); "
+                           "sharing one instance", spec.function, e)
+            fn = spec.function
+        spec = OperatorSpec(spec.kind, fn, spec.params)
     return cls(spec)

@@ -98,17 +98,20 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
             return
         if self.pending:
             self.flush_pending()
-        ts_fn = op.ts_fn
-        if ts_fn is not None:
-            timestamps_ms = list(map(ts_fn, values))
-        elif op.assigner is not None:
-            extract = op.assigner.extract_timestamp
-            if timestamps_ms is None:
-                timestamps_ms = [extract(v, None) for v in values]
-            else:
-                timestamps_ms = [extract(v, t) for v, t in zip(values, timestamps_ms)]
-        if op.generator is not None and timestamps_ms is not None:
-            op.generator.on_events(values, timestamps_ms, self)
+        try:
+            ts_fn = op.ts_fn
+            if ts_fn is not None:
+                timestamps_ms = list(map(ts_fn, values))
+            elif op.assigner is not None:
+                extract = op.assigner.extract_timestamp
+                if timestamps_ms is None:
+                    timestamps_ms = [extract(v, None) for v in values]
+                else:
+                    timestamps_ms = [extract(v, t) for v, t in zip(values, timestamps_ms)]
+            if op.generator is not None and timestamps_ms is not None:
+                op.generator.on_events(values, timestamps_ms, self)
+        except Exception as e:
+            raise op.user_error(e, "timestamp assigner / watermark generator") from e
         op.output.emit_batch(values, timestamps_ms)
 
     # WatermarkOutput / ReaderOutput watermark methods

@@ -467,11 +467,14 @@ class _CsvReader(FormatReader[dict[str, Any]]):
                 self.position += 1
                 self._malformed(self._fmt.on_error, "CSV", self._rows.line_num, str(exc))
             except UnicodeDecodeError as exc:
-                msg = (
-                    f"Cannot decode CSV file '{self.path}' as {self._fmt.charset} near line "
-                    f"{self._rows.line_num + 1}: {exc}. Pass the file's encoding as charset=..."
-                )
-                raise DeserializationError(msg) from exc
+                raise self._decode_error(exc) from exc
+
+    def _decode_error(self, exc: UnicodeDecodeError) -> DeserializationError:
+        msg = (
+            f"Cannot decode CSV file '{self.path}' as {self._fmt.charset} near line "
+            f"{self._rows.line_num + 1}: {exc}. Pass the file's encoding as charset=..."
+        )
+        return DeserializationError(msg)
 
     def _header_error(self, detail: str) -> DeserializationError:
         msg = f"Cannot read the CSV header of '{self.path}': {detail}; fix the file's first line."
@@ -479,6 +482,8 @@ class _CsvReader(FormatReader[dict[str, Any]]):
 
     def _read_header(self) -> None:
         header = self._next_row()
+        while header == []:  # blank lines before the header
+            header = self._next_row()
         self._header_read = True
         if header is None:
             return
@@ -491,20 +496,30 @@ class _CsvReader(FormatReader[dict[str, Any]]):
     def read_batch(self, max_records: int) -> list[dict[str, Any]]:
         if not self._header_read:
             self._read_header()
+        out: list[dict[str, Any]] = []
+        while len(out) < max_records:
+            try:
+                if not self._fill(out, max_records):
+                    break
+            except csv.Error as exc:
+                self.position += 1
+                self._malformed(self._fmt.on_error, "CSV", self._rows.line_num, str(exc))
+            except UnicodeDecodeError as exc:
+                raise self._decode_error(exc) from exc
+        return out
+
+    def _fill(self, out: list[dict[str, Any]], max_records: int) -> bool:
+        """Append records until ``out`` holds ``max_records`` (True) or the file ends (False)."""
         names = self._names
         width = len(names)
         converters = self._converters
-        out: list[dict[str, Any]] = []
-        while len(out) < max_records:
-            row = self._next_row()
-            if row is None:
-                break
+        on_error = self._fmt.on_error
+        for row in self._rows:
             self.position += 1
-            if not row:
-                continue
             if len(row) != width:
-                detail = f"expected {width} fields {list(names)}, got {len(row)}: {row!r}"
-                self._malformed(self._fmt.on_error, "CSV", self._rows.line_num, detail)
+                if row:  # blank rows are no records
+                    detail = f"expected {width} fields {list(names)}, got {len(row)}: {row!r}"
+                    self._malformed(on_error, "CSV", self._rows.line_num, detail)
                 continue
             record: dict[str, Any] = dict(zip(names, row))
             if converters:
@@ -513,10 +528,12 @@ class _CsvReader(FormatReader[dict[str, Any]]):
                         record[name] = convert(record[name])
                 except Exception as exc:  # a user converter may raise anything
                     detail = f"column '{name}': cannot convert {record[name]!r}: {exc}"
-                    self._malformed(self._fmt.on_error, "CSV", self._rows.line_num, detail)
+                    self._malformed(on_error, "CSV", self._rows.line_num, detail)
                     continue
             out.append(record)
-        return out
+            if len(out) >= max_records:
+                return True
+        return False
 
     @override
     def skip_records(self, num_records: int) -> None:
