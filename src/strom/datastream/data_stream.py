@@ -298,6 +298,27 @@ class DataStream:
         fn = _check_function(func, ProcessFunction, "process_element", "process")
         return DataStream(self._env, self._one_input("Process", OperatorSpec("process", fn)))
 
+    def assign_timestamps_and_watermarks(self, watermark_strategy: Any) -> DataStream:
+        """Assign event timestamps and generate watermarks from here on (Flink's
+        ``assignTimestampsAndWatermarks``); upstream watermarks are replaced.
+
+        Prefer a strategy on ``from_source``: it tracks watermarks per source split.
+
+        Raises:
+            InvalidProgramError: not a ``WatermarkStrategy``.
+        """
+        from strom.datastream.watermark import WatermarkStrategy
+
+        if not isinstance(watermark_strategy, WatermarkStrategy):
+            msg = (
+                "assign_timestamps_and_watermarks() needs a WatermarkStrategy, e.g. "
+                "WatermarkStrategy.for_bounded_out_of_orderness(timedelta(seconds=2))"
+                ".with_timestamp_assigner(lambda e: e['ts'])"
+            )
+            raise InvalidProgramError(msg)
+        spec = OperatorSpec("timestamps", params={"strategy": watermark_strategy})
+        return DataStream(self._env, self._one_input("Timestamps/Watermarks", spec))
+
     def key_by(self, key_selector: KeySelector[Any, Any] | Callable[[Any], Any] | int | str,
                key_type: Any = None) -> KeyedStream:
         """Partition the stream by key (Flink's ``keyBy``): records with equal keys go to
@@ -368,6 +389,22 @@ class DataStream:
         self._env._add(t)
         return DataStream(self._env, t)
 
+    def window_all(self, window_assigner: Any) -> Any:
+        """Windows over the whole stream (not keyed), evaluated by one subtask.
+
+        Returns:
+            An ``AllWindowedStream``.
+        """
+        from strom.datastream.windowed_stream import AllWindowedStream
+
+        return AllWindowedStream(self.key_by(_constant_key), window_assigner)
+
+    def count_window_all(self, size: int, slide: int | None = None) -> Any:
+        """Count windows over the whole stream (see ``KeyedStream.count_window``)."""
+        from strom.datastream.windowed_stream import AllWindowedStream
+
+        return _count_window(AllWindowedStream, self.key_by(_constant_key), size, slide)
+
     def get_side_output(self, output_tag: OutputTag) -> DataStream:
         """The side output ``output_tag`` of the operator that produced this stream."""
         if not isinstance(output_tag, OutputTag):
@@ -430,6 +467,24 @@ class DataStream:
         self._env._add(t)
         client = self._env.execute_async(job_execution_name or "collect")
         return CloseableIterator(sink.iterate(client, limit), client)
+
+
+def _constant_key(value: Any) -> int:
+    """The key of ``window_all``: every record in one group."""
+    return 0
+
+
+def _count_window(cls: Any, keyed: KeyedStream, size: int, slide: int | None) -> Any:
+    from strom.datastream.window import CountEvictor, CountTrigger, GlobalWindows, PurgingTrigger
+
+    for n, what in ((size, "size"), (slide, "slide")):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            msg = f"count_window() {what} must be an int >= 1, got {n!r}"
+            raise InvalidProgramError(msg)
+    ws = cls(keyed, GlobalWindows.create())
+    if slide is None:
+        return ws.trigger(PurgingTrigger.of(CountTrigger.of(size)))
+    return ws.evictor(CountEvictor.of(size)).trigger(CountTrigger.of(slide))
 
 
 class CloseableIterator(Iterator[Any]):
@@ -569,6 +624,26 @@ class KeyedStream(DataStream):
             msg = "KeyedStream.process() needs a KeyedProcessFunction, got a ProcessFunction"
             raise InvalidProgramError(msg)
         return self._keyed("KeyedProcess", OperatorSpec("keyed_process", fn))
+
+    def window(self, window_assigner: Any) -> Any:
+        """Cut each key's records into windows (Flink's ``window``).
+
+        Args:
+            window_assigner: e.g. ``TumblingEventTimeWindows.of(timedelta(seconds=10))``.
+
+        Returns:
+            A ``WindowedStream``; finish it with ``reduce``/``aggregate``/``process``.
+        """
+        from strom.datastream.windowed_stream import WindowedStream
+
+        return WindowedStream(self, window_assigner)
+
+    def count_window(self, size: int, slide: int | None = None) -> Any:
+        """Windows of ``size`` records per key, every ``slide`` records if given
+        (GlobalWindows + CountTrigger [+ CountEvictor], as Flink)."""
+        from strom.datastream.windowed_stream import WindowedStream
+
+        return _count_window(WindowedStream, self, size, slide)
 
     def _physical(self, what: str) -> Transformation:
         msg = (

@@ -6,6 +6,7 @@ import bz2
 import gzip
 import logging
 import lzma
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,19 @@ def test_builder_type_checks() -> None:
         FileSource.for_record_stream_format(
             StreamFormat.text_line_format(), "x"
         ).monitor_continuously(0)
+
+
+def test_sources_and_formats_are_picklable(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("id,ok\n1,true\n2,\n")
+    schema = pa.schema([("id", pa.int64()), ("ok", pa.bool_())])
+    for fmt in (CsvFormat(schema=schema), CsvFormat(schema={"id": int, "ok": bool})):
+        source = pickle.loads(
+            pickle.dumps(FileSource.for_record_stream_format(fmt, tmp_path).build())
+        )
+        assert read_all(source) == [{"id": 1, "ok": True}, {"id": 2, "ok": None}]
+    for other in (
+        StreamFormat.text_line_format("latin-1"),
+        StreamFormat.json_lines_format(on_error="skip"),
+        BulkFormat.parquet(["a"]),
+    ):
+        assert repr(pickle.loads(pickle.dumps(other))) == repr(other)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime
 import pickle
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -299,7 +301,7 @@ def test_parquet_bulk_sink_roundtrip(tmp_path: Path) -> None:
 def test_parquet_schema_and_row_groups(tmp_path: Path) -> None:
     schema = pa.schema([("id", pa.int32()), ("label", pa.string())])
     factory = ParquetWriterFactory(schema=schema, row_group_size=100)
-    sink = FileSink.for_bulk_format(tmp_path, factory).build()
+    sink = pickle.loads(pickle.dumps(FileSink.for_bulk_format(tmp_path, factory).build()))
     writer = sink.create_writer(writer_context())
     writer.write_batch([{"id": i, "label": None} for i in range(250)], None)
     commit_all(sink.create_committer(), writer.prepare_commit())
@@ -324,6 +326,7 @@ def test_date_time_buckets(tmp_path: Path) -> None:
         .with_bucket_assigner(DateTimeBucketAssigner("%Y-%m-%d/%H"))
         .build()
     )
+    sink = pickle.loads(pickle.dumps(sink))
     writer = FileWriter(sink, writer_context(), clock=lambda: moment)
     writer.write_batch(["x", "y"], None)
     (committable,) = writer.prepare_commit()
@@ -360,3 +363,27 @@ def test_json_lines_encoder_is_picklable_after_use() -> None:
     assert encoder.encode_batch([{"a": 1}, [2]]) == b'{"a":1}\n[2]\n'
     copy: Any = pickle.loads(pickle.dumps(encoder))
     assert msgspec.json.decode(copy.encode({"b": 2}).strip()) == {"b": 2}
+
+
+def test_fsspec_memory_filesystem_roundtrip() -> None:
+    """Non-local fsspec filesystems: write, commit (mv), list and read back."""
+    base = f"memory:///strom-test-{uuid.uuid4().hex}/out"
+    sink = (
+        FileSink.for_row_format(base, Encoder.simple_string_encoder())
+        .with_rolling_policy(DefaultRollingPolicy(part_size=8))
+        .build()
+    )
+    writer = sink.create_writer(writer_context())
+    writer.write_batch(["alpha", "beta"], None)
+    writer.write_batch(["gamma"], None)
+    committables = writer.prepare_commit()
+    writer.close()
+    assert [c.final_path for c in committables] == [f"{base}/part-0-0", f"{base}/part-0-1"]
+    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), base).build()
+    assert read_all(source) == []  # pending files are hidden
+    committer = sink.create_committer()
+    commit_all(committer, committables)
+    commit_all(committer, committables)
+    assert read_all(source) == ["alpha", "beta", "gamma"]
+    fs = fsspec.filesystem("memory")
+    fs.rm(base.removeprefix("memory://").rsplit("/", 1)[0], recursive=True)

@@ -23,10 +23,10 @@ Operators of one chain call each other directly through :class:`Output` objects;
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from strom._runtime.time.processing_time import ProcessingTimeService
 from strom.datastream.accumulators import Accumulator
 from strom.datastream.functions import Function, RuntimeContext
 from strom.errors import InvalidProgramError, TaskError, UserFunctionError
@@ -75,6 +75,7 @@ class OperatorContext:
         accumulators: the task's accumulators by name (merged by the executor).
         job_parameters: global job parameters.
         metrics: this operator's counters.
+        processing_time_service: the task's processing-time timers and clock.
     """
 
     job_id: str
@@ -91,10 +92,13 @@ class OperatorContext:
     accumulators: dict[str, Accumulator[Any]] = field(default_factory=dict)
     job_parameters: dict[str, str] = field(default_factory=dict)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    processing_time_service: ProcessingTimeService = field(
+        default_factory=ProcessingTimeService
+    )
 
     def processing_time_ms(self) -> int:
-        """Wall-clock time in epoch ms."""
-        return time.time_ns() // 1_000_000
+        """Processing time (wall clock, or the test clock) in epoch ms."""
+        return self.processing_time_service.get_current_processing_time()
 
 
 class Output:

@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from strom._runtime.operators.base import UdfStreamOperator
-from strom._runtime.operators.basic import ProcessContext, _NoTimersService
+from strom._runtime.operators.basic import ProcessContext
 from strom._state.backend import KeyedStateBackend
 from strom._state.factory import create_keyed_state_backend
 from strom.datastream.state import ValueStateDescriptor
+from strom._runtime.time.timer_service import InternalTimerService
 from strom.datastream.functions import KeyedProcessFunction, TimerService
+from strom.datastream.watermark import TimeDomain
 from strom.errors import UnhashableKeyError
 
-__all__ = ["KeyedProcessOperator", "StreamGroupedReduce"]
+__all__ = ["KeyedProcessOperator", "KeyedTimerService", "StreamGroupedReduce"]
 
 _MISSING = object()
 
@@ -128,30 +130,82 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """The keyed running values, by key group."""
-        return {"keyed": self.keyed_backend.snapshot()}
+        return {"keyed": self.keyed_backend.snapshot(checkpoint_id)}
 
 
-class _KeyedContext(ProcessContext, KeyedProcessFunction.Context):
-    """Per-record context of a keyed process function."""
+class KeyedTimerService(TimerService):
+    """The public ``TimerService`` of keyed functions over the internal timer service.
 
-    __slots__ = ()
+    Args:
+        internal: the operator's timer service.
+        namespace: the namespace timers are registered in (VOID for process functions).
+    """
+
+    __slots__ = ("internal", "namespace")
+
+    def __init__(self, internal: InternalTimerService, namespace: Any = None) -> None:
+        self.internal = internal
+        self.namespace = namespace
+
+    def current_processing_time(self) -> int:
+        """Now, in epoch ms."""
+        return self.internal.current_processing_time()
+
+    def current_watermark(self) -> int:
+        """The operator's current watermark, epoch ms."""
+        return self.internal.current_watermark
+
+    def register_event_time_timer(self, timestamp_ms: int) -> None:
+        """Fire ``on_timer`` for the current key once the watermark passes ``timestamp_ms``."""
+        self.internal.register_event_time_timer(self.namespace, int(timestamp_ms))
+
+    def register_processing_time_timer(self, timestamp_ms: int) -> None:
+        """Fire ``on_timer`` for the current key at processing time ``timestamp_ms``."""
+        self.internal.register_processing_time_timer(self.namespace, int(timestamp_ms))
+
+    def delete_event_time_timer(self, timestamp_ms: int) -> None:
+        """Delete an event-time timer of the current key."""
+        self.internal.delete_event_time_timer(self.namespace, int(timestamp_ms))
+
+    def delete_processing_time_timer(self, timestamp_ms: int) -> None:
+        """Delete a processing-time timer of the current key."""
+        self.internal.delete_processing_time_timer(self.namespace, int(timestamp_ms))
+
+
+class _KeyedContext(ProcessContext, KeyedProcessFunction.OnTimerContext):
+    """Per-record (and per-timer) context of a keyed process function."""
+
+    __slots__ = ("domain",)
 
     def get_current_key(self) -> Any:
-        """The key of the record being processed."""
+        """The key of the record (or timer) being processed."""
         return self._op.keyed_backend.get_current_key()
+
+    def time_domain(self) -> TimeDomain:
+        """Which clock fired the timer (valid in ``on_timer``)."""
+        return self.domain  # type: ignore[no-any-return]
 
 
 class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
-    """Runs a ``KeyedProcessFunction`` with the current key set per record."""
+    """Runs a ``KeyedProcessFunction`` with keyed state and timers.
+
+    Mirrors Flink's ``KeyedProcessOperator``: the current key is set per record and per
+    fired timer; outputs of ``process_element`` carry the input record's timestamp,
+    outputs of an event-time ``on_timer`` the timer's timestamp.
+    """
 
     method = "process_element"
-    current_watermark = -(2**63)
 
     def open(self) -> None:
-        """Create the keyed backend and the context, then open the function."""
+        """Create the keyed backend, timers and the context, then open the function."""
         self._create_backend()
-        timer_service: TimerService = _NoTimersService(self)  # type: ignore[arg-type]
-        self.ctx = _KeyedContext(self, timer_service)
+        b = self.keyed_backend
+        self.timers = InternalTimerService(
+            b.set_current_key, b.get_current_key, self, self.context.processing_time_service
+        )
+        self.ctx = _KeyedContext(self, KeyedTimerService(self.timers))
+        on_timer = getattr(self.user_function, "on_timer", None)
+        self.on_timer_fn = on_timer if callable(on_timer) else None
         super().open()
 
     def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
@@ -180,11 +234,39 @@ class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
         if out:
             self.output.emit_batch(out, out_ts if timestamps is not None else None)
 
+    def _fire(self, timestamp_ms: int, domain: TimeDomain) -> None:
+        if self.on_timer_fn is None:
+            return
+        ctx = self.ctx
+        ctx.ts = timestamp_ms if domain is TimeDomain.EVENT_TIME else None
+        ctx.domain = domain
+        try:
+            r = self.on_timer_fn(timestamp_ms, ctx)
+            out = list(r) if r is not None else []
+        except Exception as e:
+            raise self.user_error(e, "on_timer of the user function") from e
+        finally:
+            ctx.ts = None
+        if out:
+            ts = [timestamp_ms] * len(out) if domain is TimeDomain.EVENT_TIME else None
+            self.output.emit_batch(out, ts)
+
+    def on_event_time(self, timestamp_ms: int, key: Any, namespace: Any) -> None:
+        """An event-time timer fired."""
+        self._fire(timestamp_ms, TimeDomain.EVENT_TIME)
+
+    def on_processing_time(self, timestamp_ms: int, key: Any, namespace: Any) -> None:
+        """A processing-time timer fired."""
+        self._fire(timestamp_ms, TimeDomain.PROCESSING_TIME)
+
     def process_watermark(self, watermark: Any) -> None:
-        """Track the current watermark and forward it."""
-        self.current_watermark = watermark.timestamp_ms
+        """Fire due event-time timers, then forward the watermark."""
+        self.timers.advance_watermark(watermark.timestamp_ms)
         self.output.emit_watermark(watermark)
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        """All keyed state, by key group."""
-        return {"keyed": self.keyed_backend.snapshot()}
+        """All keyed state (by key group) and timers."""
+        return {
+            "keyed": self.keyed_backend.snapshot(checkpoint_id),
+            "timers": self.timers.snapshot(),
+        }

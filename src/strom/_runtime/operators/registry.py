@@ -15,6 +15,8 @@ from strom._runtime.operators.basic import (
 )
 from strom._runtime.operators.keyed import KeyedProcessOperator, StreamGroupedReduce
 from strom._runtime.operators.sink import SinkWriterOperator
+from strom._runtime.operators.timestamps import TimestampsAndWatermarksOperator
+from strom._runtime.operators.window import WindowOperator
 from strom.errors import InvalidProgramError
 
 __all__ = ["OPERATORS", "create_operator"]
@@ -29,6 +31,8 @@ OPERATORS: dict[str, type[StreamOperator]] = {
     "keyed_process": KeyedProcessOperator,
     "keyed_reduce": StreamGroupedReduce,
     "sink": SinkWriterOperator,
+    "timestamps": TimestampsAndWatermarksOperator,
+    "window": WindowOperator,
 }
 
 

@@ -184,7 +184,9 @@ class SourceOperator(StreamOperator):
             if self.ts_fn is None:
                 self.assigner = self.strategy.create_timestamp_assigner()
             if not batch:
-                self.generator = self.strategy.create_watermark_generator()
+                self.generator = self.strategy.create_watermark_generator(
+                    clock=self.context.processing_time_service.get_current_processing_time
+                )
                 self.periodic_interval_ms = int(
                     self.context.config.get("pipeline.auto-watermark-interval", 200)
                 )

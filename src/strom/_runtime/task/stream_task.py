@@ -20,6 +20,7 @@ from strom._runtime.io.channels import InputGate
 from strom._runtime.io.record_writer import RecordWriter
 from strom._runtime.operators.source import SourceOperator
 from strom._runtime.task.operator_chain import OperatorChain
+from strom._runtime.time.processing_time import ProcessingTimeService
 from strom._runtime.time.watermark_valve import StatusWatermarkValve
 from strom.connectors.source import InputStatus
 from strom.datastream.watermark import Watermark
@@ -50,6 +51,7 @@ class StreamTask:
         chain: the operator chain.
         writers: record writers of the chain's network outputs.
         input_gate: the input gate, or None for a source task.
+        processing_time_service: the task's processing-time timers (shared by its operators).
     """
 
     def __init__(
@@ -59,7 +61,9 @@ class StreamTask:
         chain: OperatorChain,
         writers: list[RecordWriter],
         input_gate: InputGate | None,
+        processing_time_service: ProcessingTimeService | None = None,
     ) -> None:
+        self.processing_time_service = processing_time_service or ProcessingTimeService()
         self.name = name
         self.subtask_index = subtask_index
         self.chain = chain
@@ -109,6 +113,9 @@ class StreamTask:
             mailbox.popleft()()
             progressed = True
         if self.state is not TaskState.RUNNING:
+            return progressed
+        if self.processing_time_service.fire_due():
+            progressed = True
             return progressed
         if not self.writers_available():
             return progressed

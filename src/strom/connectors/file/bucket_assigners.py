@@ -75,12 +75,14 @@ class BasePathBucketAssigner(BucketAssigner[Any]):
 
     @override
     def get_bucket_id(self, value: Any, context: BucketAssignerContext) -> str:
+        """Always "" (the base path)."""
         return ""
 
     @override
     def assign_batch(
         self, values: Sequence[Any], timestamps_ms: Sequence[int] | None, current_time_ms: int
     ) -> dict[str, list[Any]]:
+        """Put the whole batch into the base path bucket."""
         return {"": values if isinstance(values, list) else list(values)}
 
     def __repr__(self) -> str:
@@ -115,12 +117,14 @@ class DateTimeBucketAssigner(BucketAssigner[Any]):
 
     @override
     def get_bucket_id(self, value: Any, context: BucketAssignerContext) -> str:
+        """The bucket of the current processing time."""
         return self._bucket(context.current_processing_time_ms)
 
     @override
     def assign_batch(
         self, values: Sequence[Any], timestamps_ms: Sequence[int] | None, current_time_ms: int
     ) -> dict[str, list[Any]]:
+        """Put the whole batch into the bucket of ``current_time_ms``."""
         batch = values if isinstance(values, list) else list(values)
         return {self._bucket(current_time_ms): batch}
 

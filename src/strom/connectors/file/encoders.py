@@ -74,7 +74,7 @@ class Encoder(abc.ABC, Generic[T]):
 
     @staticmethod
     def simple_string_encoder(charset: str = "utf-8") -> SimpleStringEncoder:
-        """``str(value) + "\\n"`` per record (Flink's ``SimpleStringEncoder``)."""
+        r"""``str(value) + "\n"`` per record (Flink's ``SimpleStringEncoder``)."""
         return SimpleStringEncoder(charset)
 
     @staticmethod
@@ -91,7 +91,7 @@ class Encoder(abc.ABC, Generic[T]):
 
 
 class SimpleStringEncoder(Encoder[Any]):
-    """Writes ``str(value)`` followed by ``"\\n"`` (Flink's ``SimpleStringEncoder``).
+    r"""Writes ``str(value)`` followed by ``"\n"`` (Flink's ``SimpleStringEncoder``).
 
     Args:
         charset: a Python codec name.
@@ -110,6 +110,7 @@ class SimpleStringEncoder(Encoder[Any]):
 
     @override
     def encode_batch(self, values: Sequence[Any]) -> bytes:
+        """Encode ``str(value)`` of each record, newline-terminated."""
         text = "\n".join(map(str, values))
         return (text + "\n").encode(self.charset) if values else b""
 
@@ -129,6 +130,7 @@ class JsonLinesEncoder(Encoder[Any]):
 
     @override
     def encode_batch(self, values: Sequence[Any]) -> bytes:
+        """Encode each record as one JSON line."""
         if self._encoder is None:
             self._encoder = msgspec.json.Encoder()
         return self._encoder.encode_lines(values)
@@ -201,6 +203,11 @@ class CsvEncoder(Encoder[Any]):
 
     @override
     def encode_batch(self, values: Sequence[Any]) -> bytes:
+        """Encode the records as CSV rows.
+
+        Raises:
+            ValueError: a dict record has keys outside ``columns``.
+        """
         buffer = io.StringIO()
         csv.writer(buffer, delimiter=self.delimiter, lineterminator="\n").writerows(
             self._rows(values)
@@ -209,6 +216,7 @@ class CsvEncoder(Encoder[Any]):
 
     @override
     def header(self) -> bytes:
+        """The header row if ``write_header`` is set, else nothing."""
         if not self.write_header or self.columns is None:
             return b""
         return self.encode_batch([list(self.columns)])
@@ -286,6 +294,7 @@ class ParquetWriterFactory(BulkWriterFactory[dict[str, Any]]):
 
     @override
     def create(self, stream: IO[bytes], path: str) -> BulkWriter[dict[str, Any]]:
+        """Create the Parquet writer of one part file."""
         return _ParquetBulkWriter(self, stream, path)
 
     def __repr__(self) -> str:

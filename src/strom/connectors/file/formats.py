@@ -155,10 +155,10 @@ class StreamFormat(abc.ABC, Generic[T]):
 
     @staticmethod
     def text_line_format(charset: str = "utf-8") -> TextLineFormat:
-        """Lines of text, without the trailing newline (Flink's ``TextLineInputFormat``).
+        r"""Lines of text, without the trailing newline (Flink's ``TextLineInputFormat``).
 
         Args:
-            charset: a Python codec name. ``\\n``, ``\\r\\n`` and ``\\r`` end lines.
+            charset: a Python codec name. ``\n``, ``\r\n`` and ``\r`` end lines.
 
         Raises:
             ConfigurationError: unknown charset.
@@ -231,13 +231,13 @@ class BulkFormat(abc.ABC, Generic[T]):
 
 
 class TextLineFormat(StreamFormat[str]):
-    """Lines of text without their line terminator (Flink's ``TextLineInputFormat``).
+    r"""Lines of text without their line terminator (Flink's ``TextLineInputFormat``).
 
     Every line is a record, empty lines included. Undecodable bytes always raise
     :class:`~strom.errors.DeserializationError` (there is no per-line recovery).
 
     Args:
-        charset: a Python codec name; ``\\n``, ``\\r\\n`` and ``\\r`` end lines.
+        charset: a Python codec name; ``\n``, ``\r\n`` and ``\r`` end lines.
 
     Raises:
         ConfigurationError: unknown charset.
@@ -249,6 +249,7 @@ class TextLineFormat(StreamFormat[str]):
 
     @override
     def create_reader(self, stream: IO[bytes], path: str) -> FormatReader[str]:
+        """Create a line reader over the decoded stream."""
         return _TextLineReader(stream, path, self.charset)
 
     def __repr__(self) -> str:
@@ -326,11 +327,14 @@ def _converter_for_type(name: str, typ: Any) -> Callable[[str], Any]:
     raise ConfigurationError(msg)
 
 
-def _empty_is_none(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        return None if text == "" else parse(text)
+class _EmptyIsNone:
+    """A picklable parser wrapper that maps the empty field to None."""
 
-    return convert
+    def __init__(self, parse: Callable[[str], Any]) -> None:
+        self.parse = parse
+
+    def __call__(self, text: str) -> Any:
+        return None if text == "" else self.parse(text)
 
 
 class CsvFormat(StreamFormat[dict[str, Any]]):
@@ -408,7 +412,7 @@ class CsvFormat(StreamFormat[dict[str, Any]]):
         parsers: dict[str, Callable[[str], Any]] = {}
         for name, typ in schema_items:
             parse = _converter_for_type(name, typ)
-            parsers[name] = parse if typ is str else _empty_is_none(parse)
+            parsers[name] = parse if typ is str else _EmptyIsNone(parse)
         parsers.update(converters or {})
         self.converters = parsers
         self.charset = charset
@@ -416,6 +420,7 @@ class CsvFormat(StreamFormat[dict[str, Any]]):
 
     @override
     def create_reader(self, stream: IO[bytes], path: str) -> FormatReader[dict[str, Any]]:
+        """Create a CSV reader; the header (if any) is read with the first batch."""
         return _CsvReader(self, stream, path)
 
     def __repr__(self) -> str:
@@ -429,7 +434,7 @@ def _check_unique(names: Sequence[str], what: str) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         msg = f"CSV {what} has duplicate names {dupes}; column names must be unique."
-        raise DeserializationError(msg) if what == "header" else ConfigurationError(msg)
+        raise DeserializationError(msg) if what.startswith("header") else ConfigurationError(msg)
 
 
 class _CsvReader(FormatReader[dict[str, Any]]):
@@ -489,7 +494,7 @@ class _CsvReader(FormatReader[dict[str, Any]]):
             return
         if not self._names:
             self._names = tuple(header)
-            _check_unique(self._names, "header")
+            _check_unique(self._names, f"header of '{self.path}'")
         self._bind_converters()
 
     @override
@@ -582,6 +587,7 @@ class JsonLinesFormat(StreamFormat[Any]):
 
     @override
     def create_reader(self, stream: IO[bytes], path: str) -> FormatReader[Any]:
+        """Create a JSON-lines reader."""
         return _JsonLinesReader(self, stream, path)
 
     def __repr__(self) -> str:
@@ -656,6 +662,11 @@ class ParquetFormat(BulkFormat[dict[str, Any]]):
 
     @override
     def create_reader(self, file: IO[bytes], path: str) -> FormatReader[dict[str, Any]]:
+        """Open the Parquet file.
+
+        Raises:
+            DeserializationError: the file is not valid Parquet.
+        """
         return _ParquetReader(file, path, self.columns)
 
     def __repr__(self) -> str:

@@ -113,10 +113,12 @@ class DefaultRollingPolicy(RollingPolicy):
 
     @override
     def should_roll_on_event(self, part_file: PartFileInfo) -> bool:
+        """True once the file holds at least ``part_size`` bytes."""
         return part_file.size >= self.part_size
 
     @override
     def should_roll_on_processing_time(self, part_file: PartFileInfo, current_time_ms: int) -> bool:
+        """True once the file is ``rollover_interval`` old or idle for ``inactivity_interval``."""
         return (
             current_time_ms - part_file.creation_time_ms >= self.rollover_interval_ms
             or current_time_ms - part_file.last_update_time_ms >= self.inactivity_interval_ms
@@ -137,10 +139,12 @@ class OnCheckpointRollingPolicy(RollingPolicy):
 
     @override
     def should_roll_on_event(self, part_file: PartFileInfo) -> bool:
+        """Never: only checkpoints roll."""
         return False
 
     @override
     def should_roll_on_processing_time(self, part_file: PartFileInfo, current_time_ms: int) -> bool:
+        """Never: only checkpoints roll."""
         return False
 
     def __repr__(self) -> str:
