@@ -49,6 +49,8 @@ POLL_INTERVAL_S = 0.5
 
 _DONE_CHECK_S = 0.05  # how often a monitor checks is_done(): bounds summary latency, costs ~nothing
 
+_JOIN_TIMEOUT_S = 5.0  # a monitor needs one metrics read to finish; more means it is stuck
+
 _CHAIN_SEPARATOR = " -> "  # how JobGraph joins operator names into a chained vertex name
 
 
@@ -211,7 +213,7 @@ class JobMonitor:
     def _run(self) -> None:
         try:
             next_sample = 0.0
-            while not self._stop.is_set() and not self.client.is_done():
+            while not self._stop.is_set() and not self.job_done():
                 now = time.monotonic()
                 if now >= next_sample:
                     self.reporter.update(self, self.sample())
@@ -222,6 +224,13 @@ class JobMonitor:
         except Exception:  # a display bug must never take the job down
             logger.exception("progress monitor of job %s failed", self.job_id)
             self.reporter.finish(self, None, None)
+
+    def job_done(self) -> bool:
+        """True once the watched job reached a terminal state."""
+        client = self.client
+        if isinstance(client, LocalJobClient):
+            return client.is_done()
+        return client.get_job_status().is_globally_terminal
 
     def _elapsed_s(self) -> float:
         client = self.client
@@ -304,9 +313,7 @@ class ProgressReporter:
         interval_s: seconds between two metric samples of a job.
     """
 
-    def __init__(
-        self, console: Console, live: bool, interval_s: float = POLL_INTERVAL_S
-    ) -> None:
+    def __init__(self, console: Console, live: bool, interval_s: float = POLL_INTERVAL_S) -> None:
         self.console = console
         self.live = live
         self.interval_s = interval_s
@@ -333,7 +340,10 @@ class ProgressReporter:
         """``JOB_LISTENERS`` callback: start a monitor thread for ``client``'s job.
 
         Called on the thread that starts the job, after it is built and before it runs.
+        Summaries of jobs that already ended are flushed first, so a script that runs
+        jobs one after another gets its summaries in the same order.
         """
+        self._reap(finished_only=True)
         monitor = JobMonitor(client, self, self.interval_s)
         with self._lock:
             self._monitors.append(monitor)
@@ -375,23 +385,27 @@ class ProgressReporter:
                     Text(summary.format()), soft_wrap=True, highlight=False, markup=False
                 )
 
-    def close(self, timeout_s: float = 5.0) -> None:
+    def close(self, timeout_s: float = _JOIN_TIMEOUT_S) -> None:
         """Stop every monitor, wait for their summaries and stop the live display.
 
         Args:
             timeout_s: longest wait for each monitor thread.
         """
-        with self._lock:
-            monitors = list(self._monitors)
-            self._monitors.clear()
-        for m in monitors:
-            m.stop()
-        for m in monitors:
-            m.join(timeout_s)
+        self._reap(finished_only=False, timeout_s=timeout_s)
         with self._lock:
             if self._live is not None:
                 self._live.stop()
                 self._live = None
+
+    def _reap(self, finished_only: bool, timeout_s: float = _JOIN_TIMEOUT_S) -> None:
+        """Stop and join monitors (only those whose job ended if ``finished_only``)."""
+        with self._lock:
+            reaped = [m for m in self._monitors if not finished_only or m.job_done()]
+            self._monitors = [m for m in self._monitors if m not in reaped]
+        for m in reaped:  # not under the lock: a monitor takes it to print its summary
+            m.stop()
+        for m in reaped:
+            m.join(timeout_s)
 
     def _renderable(self) -> RenderableType:
         return Group(*(_render_job(m, s) for m, s in self._running.values()))

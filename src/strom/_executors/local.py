@@ -223,7 +223,7 @@ class LocalExecutor:
                 task.start_source()
             self._loop()
         except BaseException as e:
-            cancelled = isinstance(e, JobCancelledError)
+            cancelled = isinstance(e, (JobCancelledError, KeyboardInterrupt))
             self.status = JobStatus.CANCELLING if cancelled else JobStatus.FAILING
             self._close_all(e)
             self.status = JobStatus.CANCELED if cancelled else JobStatus.FAILED

@@ -19,33 +19,51 @@ _MISSING = object()
 
 
 class HeapValueState(ValueState[Any]):
-    """A ``ValueState`` over one dict of the heap backend.
+    """A ``ValueState`` over the dicts of the heap backend.
+
+    The VOID namespace uses ``key -> value``; other namespaces ``(key, ns) -> value``.
 
     Args:
         backend: the owning backend (provides the current key).
         table: ``key -> value`` dict of this state.
+        ns_table: ``(key, namespace) -> value`` dict of this state.
     """
 
-    __slots__ = ("_backend", "_table")
+    __slots__ = ("_backend", "_ns", "_ns_table", "_table")
 
-    def __init__(self, backend: HeapKeyedStateBackend, table: dict[Any, Any]) -> None:
+    def __init__(self, backend: HeapKeyedStateBackend, table: dict[Any, Any],
+                 ns_table: dict[Any, Any]) -> None:
         self._backend = backend
         self._table = table
+        self._ns_table = ns_table
+        self._ns: Any = None
+
+    def set_current_namespace(self, namespace: Any) -> None:
+        """Scope access to ``namespace`` (a window); None is the VOID namespace."""
+        self._ns = namespace
+
+    def _k(self) -> tuple[dict[Any, Any], Any]:
+        if self._ns is None:
+            return self._table, self._backend.current_key
+        return self._ns_table, (self._backend.current_key, self._ns)
 
     def value(self) -> Any:
         """The current key's value or None."""
-        return self._table.get(self._backend.current_key)
+        t, k = self._k()
+        return t.get(k)
 
     def update(self, value: Any) -> None:
         """Set the current key's value (None clears it, as in Flink)."""
+        t, k = self._k()
         if value is None:
-            self._table.pop(self._backend.current_key, None)
+            t.pop(k, None)
         else:
-            self._table[self._backend.current_key] = value
+            t[k] = value
 
     def clear(self) -> None:
         """Remove the current key's value."""
-        self._table.pop(self._backend.current_key, None)
+        t, k = self._k()
+        t.pop(k, None)
 
 
 class HeapKeyedStateBackend:
@@ -59,6 +77,7 @@ class HeapKeyedStateBackend:
         self.max_parallelism = max_parallelism
         self.current_key: Any = None
         self.tables: dict[str, dict[Any, Any]] = {}
+        self.ns_tables: dict[str, dict[Any, Any]] = {}
         self._states: dict[str, HeapValueState] = {}
 
     def table(self, name: str) -> dict[Any, Any]:
@@ -76,6 +95,13 @@ class HeapKeyedStateBackend:
         """The current key."""
         return self.current_key
 
+    def raw_namespaced_table(self, name: str) -> dict[Any, Any]:
+        """Fast path: the ``(key, namespace) -> value`` dict of a value state."""
+        t = self.ns_tables.get(name)
+        if t is None:
+            t = self.ns_tables[name] = {}
+        return t
+
     def raw_table(self, name: str) -> dict[Any, Any]:
         """Fast path for runtime operators: the ``key -> value`` dict of a value state."""
         return self.table(name)
@@ -88,10 +114,12 @@ class HeapKeyedStateBackend:
         """Return (creating on first use) the value state named by ``descriptor``."""
         s = self._states.get(descriptor.name)
         if s is None:
-            s = self._states[descriptor.name] = HeapValueState(self, self.table(descriptor.name))
+            s = self._states[descriptor.name] = HeapValueState(
+                self, self.table(descriptor.name), self.raw_namespaced_table(descriptor.name)
+            )
         return s
 
-    def snapshot(self) -> dict[str, dict[int, dict[Any, Any]]]:
+    def snapshot(self, checkpoint_id: int = 0) -> dict[str, dict[int, dict[Any, Any]]]:
         """Copy all state grouped as ``{state name: {key group: {key: value}}}``."""
         from strom._runtime.key_groups import KeyGroupRangeAssignment
 

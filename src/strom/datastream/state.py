@@ -1,55 +1,875 @@
-"""Keyed state interfaces and descriptors (Flink's ``pyflink.datastream.state``).
+"""State interfaces, state descriptors and state TTL (Flink's ``pyflink.datastream.state``).
 
-State is scoped to the current key (and, in windows, the window). Obtain it through the
-``RuntimeContext`` in ``open`` or in a process function; the state backend (heap or
-RocksDB) stores it by key group so that checkpoints and rescaling cover it.
+Keyed state is scoped to the key of the record being processed (and, inside windows, to
+the window). A function obtains a handle from its ``RuntimeContext`` in ``open`` or in a
+process function by passing a *descriptor*: a declarative, picklable description of the
+state (its name, optional type information, optional time-to-live). The state backend
+chosen for the job (heap or RocksDB) resolves the descriptor to a handle and stores the
+values by key group, so that checkpoints and rescaling cover them.
+
+Key classes:
+
+- Keyed state handles: :class:`ValueState`, :class:`ListState`, :class:`MapState`,
+  :class:`ReducingState`, :class:`AggregatingState`.
+- Their descriptors: :class:`ValueStateDescriptor`, :class:`ListStateDescriptor`,
+  :class:`MapStateDescriptor`, :class:`ReducingStateDescriptor`,
+  :class:`AggregatingStateDescriptor`.
+- :class:`StateTtlConfig`: expiry of keyed state after a time-to-live.
+- Operator (non-keyed) state: :class:`OperatorStateStore`, :class:`BroadcastState`,
+  :class:`ReadOnlyBroadcastState`.
+
+Example::
+
+    class Count(KeyedProcessFunction):
+        def open(self, runtime_context):
+            ttl = StateTtlConfig.new_builder(timedelta(hours=1)).build()
+            descriptor = ValueStateDescriptor("count", int)
+            descriptor.enable_time_to_live(ttl)
+            self.count = runtime_context.get_state(descriptor)
+
+        def process_element(self, value, ctx):
+            n = (self.count.value() or 0) + 1
+            self.count.update(n)
+            yield ctx.get_current_key(), n
+
+Type information (``type_info``) is optional. ``None`` stores values with pickle; the
+Python types ``int``, ``float``, ``str``, ``bytes`` and ``bool`` select compact typed
+serializers in the RocksDB backend (the heap backend keeps Python objects and ignores it).
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+import datetime as _dt
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["State", "StateDescriptor", "ValueState", "ValueStateDescriptor"]
+__all__ = [
+    "AggregatingState",
+    "AggregatingStateDescriptor",
+    "AppendingState",
+    "BroadcastState",
+    "ListState",
+    "ListStateDescriptor",
+    "MapState",
+    "MapStateDescriptor",
+    "MergingState",
+    "OperatorStateStore",
+    "ReadOnlyBroadcastState",
+    "ReducingState",
+    "ReducingStateDescriptor",
+    "State",
+    "StateDescriptor",
+    "StateTtlConfig",
+    "ValueState",
+    "ValueStateDescriptor",
+]
 
 T = TypeVar("T")
-"""The state's value type."""
+"""The type of a state's value (or of a list state's elements)."""
+K = TypeVar("K")
+"""The type of a map state's user keys."""
+V = TypeVar("V")
+"""The type of a map state's user values."""
+IN = TypeVar("IN")
+"""The type of values added to an appending state."""
+OUT = TypeVar("OUT")
+"""The type of what an appending state's ``get()`` returns."""
+
+
+# -- state handles ---------------------------------------------------------------------------
 
 
 class State(abc.ABC):
-    """Base of all state handles."""
+    """Base of all state handles (Flink's ``State``).
+
+    A keyed handle always reads and writes the state of the *current key* (the key of the
+    record or timer being processed); it must not be used from another thread.
+    """
+
+    __slots__ = ()
 
     @abc.abstractmethod
     def clear(self) -> None:
-        """Remove the value of the current key."""
+        """Remove the state of the current key (and namespace)."""
 
 
 class ValueState(State, Generic[T]):
     """A single value per key (Flink's ``ValueState``)."""
 
+    __slots__ = ()
+
     @abc.abstractmethod
     def value(self) -> T | None:
-        """The current key's value, or None if unset."""
+        """Return the current key's value, or None if it has none (or it expired)."""
 
     @abc.abstractmethod
-    def update(self, value: T) -> None:
-        """Set the current key's value."""
+    def update(self, value: T | None) -> None:
+        """Set the current key's value; ``None`` removes it, as in Flink."""
 
 
-@dataclass(frozen=True)
-class StateDescriptor:
-    """Names a piece of state (Flink's ``StateDescriptor``).
+class AppendingState(State, Generic[IN, OUT]):
+    """State to which values are added and whose combined contents can be read."""
 
-    Attributes:
-        name: unique name of the state within its operator; part of snapshots.
-        type_info: optional type hint / serializer used by typed backends.
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def get(self) -> OUT:
+        """Return the current key's combined contents."""
+
+    @abc.abstractmethod
+    def add(self, value: IN) -> None:
+        """Add ``value`` to the current key's state."""
+
+
+class MergingState(AppendingState[IN, OUT]):
+    """Appending state whose contents of several windows can be merged (session windows)."""
+
+    __slots__ = ()
+
+
+class ReducingState(MergingState[T, T | None]):
+    """A value per key, combined with a reduce function on every ``add`` (Flink's
+    ``ReducingState``); ``get`` returns None if nothing was added."""
+
+    __slots__ = ()
+
+
+class AggregatingState(MergingState[IN, OUT | None]):
+    """An accumulator per key, fed through an ``AggregateFunction`` (Flink's
+    ``AggregatingState``); ``get`` returns ``get_result(accumulator)`` or None if empty."""
+
+    __slots__ = ()
+
+
+class ListState(MergingState[T, list[T]]):
+    """A list of values per key (Flink's ``ListState``).
+
+    ``get()`` returns a new list (empty if the key has none); changing it does not change
+    the state. ``None`` elements are rejected.
     """
 
-    name: str
-    type_info: Any = None
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def update(self, values: list[T]) -> None:
+        """Replace the current key's list with ``values`` (empty clears it).
+
+        Raises:
+            ValueError: ``values`` is None or contains None.
+        """
+
+    @abc.abstractmethod
+    def add_all(self, values: list[T]) -> None:
+        """Append ``values`` to the current key's list.
+
+        Raises:
+            ValueError: ``values`` is None or contains None.
+        """
+
+    def __iter__(self) -> Iterator[T]:
+        """Iterate over the current key's elements."""
+        return iter(self.get())
+
+
+class MapState(State, Generic[K, V]):
+    """A map of user keys to values per key (Flink's ``MapState``).
+
+    ``keys()``, ``values()`` and ``items()`` return lists (a snapshot), so the state may be
+    changed while they are iterated. Iteration order is insertion order in the heap
+    backend and serialized-key order in the RocksDB backend.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def get(self, key: K) -> V | None:
+        """Return the value of ``key``, or None."""
+
+    @abc.abstractmethod
+    def put(self, key: K, value: V) -> None:
+        """Map ``key`` to ``value``."""
+
+    @abc.abstractmethod
+    def put_all(self, dict_value: dict[K, V]) -> None:
+        """Copy every mapping of ``dict_value`` into the state."""
+
+    @abc.abstractmethod
+    def remove(self, key: K) -> None:
+        """Remove the mapping of ``key`` (no error if absent)."""
+
+    @abc.abstractmethod
+    def contains(self, key: K) -> bool:
+        """Return True if ``key`` is mapped."""
+
+    @abc.abstractmethod
+    def items(self) -> list[tuple[K, V]]:
+        """Return all ``(key, value)`` pairs."""
+
+    @abc.abstractmethod
+    def keys(self) -> list[K]:
+        """Return all user keys."""
+
+    @abc.abstractmethod
+    def values(self) -> list[V]:
+        """Return all values."""
+
+    @abc.abstractmethod
+    def is_empty(self) -> bool:
+        """Return True if the current key has no mappings."""
+
+    def __getitem__(self, key: K) -> V | None:
+        """``state[key]`` is ``state.get(key)``."""
+        return self.get(key)
+
+    def __setitem__(self, key: K, value: V) -> None:
+        """``state[key] = value`` is ``state.put(key, value)``."""
+        self.put(key, value)
+
+    def __delitem__(self, key: K) -> None:
+        """``del state[key]`` is ``state.remove(key)``."""
+        self.remove(key)
+
+    def __contains__(self, key: object) -> bool:
+        """``key in state`` is ``state.contains(key)``."""
+        return self.contains(key)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[K]:
+        """Iterate over the user keys."""
+        return iter(self.keys())
+
+
+class ReadOnlyBroadcastState(State, Generic[K, V]):
+    """Read-only view of a :class:`BroadcastState` (what non-broadcast inputs see).
+
+    Values are not copied: do not modify what ``get`` or ``items`` return. ``clear``
+    raises ``TypeError`` on a read-only view.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def get(self, key: K) -> V | None:
+        """Return the value of ``key``, or None."""
+
+    @abc.abstractmethod
+    def contains(self, key: K) -> bool:
+        """Return True if ``key`` is mapped."""
+
+    @abc.abstractmethod
+    def items(self) -> list[tuple[K, V]]:
+        """Return all ``(key, value)`` pairs."""
+
+    @abc.abstractmethod
+    def keys(self) -> list[K]:
+        """Return all keys."""
+
+    @abc.abstractmethod
+    def values(self) -> list[V]:
+        """Return all values."""
+
+    @abc.abstractmethod
+    def is_empty(self) -> bool:
+        """Return True if the state has no mappings."""
+
+    def __getitem__(self, key: K) -> V | None:
+        """``state[key]`` is ``state.get(key)``."""
+        return self.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        """``key in state`` is ``state.contains(key)``."""
+        return self.contains(key)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[K]:
+        """Iterate over the keys."""
+        return iter(self.keys())
+
+
+class BroadcastState(ReadOnlyBroadcastState[K, V]):
+    """Operator state of a broadcast input: one map, identical on every subtask.
+
+    Every subtask receives every broadcast element, so each subtask must apply the same
+    changes in the same way (the user's guarantee, as in Flink). On restore, with any
+    parallelism, every subtask gets the copy of subtask 0.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def put(self, key: K, value: V) -> None:
+        """Map ``key`` to ``value``."""
+
+    @abc.abstractmethod
+    def put_all(self, dict_value: dict[K, V]) -> None:
+        """Copy every mapping of ``dict_value`` into the state."""
+
+    @abc.abstractmethod
+    def remove(self, key: K) -> None:
+        """Remove the mapping of ``key`` (no error if absent)."""
+
+    def __setitem__(self, key: K, value: V) -> None:
+        """``state[key] = value`` is ``state.put(key, value)``."""
+        self.put(key, value)
+
+    def __delitem__(self, key: K) -> None:
+        """``del state[key]`` is ``state.remove(key)``."""
+        self.remove(key)
+
+
+class OperatorStateStore(abc.ABC):
+    """Non-keyed state of one operator subtask (Flink's ``OperatorStateStore``).
+
+    Used by ``CheckpointedFunction``-style functions, sources, sinks and broadcast
+    operators. Each method returns the same handle for the same state name.
+    """
+
+    @abc.abstractmethod
+    def get_list_state(self, state_descriptor: ListStateDescriptor) -> ListState[Any]:
+        """List state redistributed by *even split* when the parallelism changes.
+
+        On restore with a different parallelism the elements of all subtasks are
+        concatenated (in subtask order) and split into contiguous, near-equal parts.
+        """
+
+    @abc.abstractmethod
+    def get_union_list_state(self, state_descriptor: ListStateDescriptor) -> ListState[Any]:
+        """List state of which every subtask gets *all* elements on restore."""
+
+    @abc.abstractmethod
+    def get_broadcast_state(self, state_descriptor: MapStateDescriptor) -> BroadcastState[Any, Any]:
+        """The read-write broadcast state described by ``state_descriptor``."""
+
+
+# -- time-to-live ----------------------------------------------------------------------------
+
+
+def _to_ms(ttl: Any) -> int:
+    """Convert a TTL given as int ms, ``timedelta`` or ``to_milliseconds()`` object to ms."""
+    if isinstance(ttl, _dt.timedelta):
+        ms = ttl // _dt.timedelta(milliseconds=1)
+    elif isinstance(ttl, bool):
+        msg = f"a TTL must be milliseconds (int) or a timedelta, got {ttl!r}"
+        raise TypeError(msg)
+    elif isinstance(ttl, int):
+        ms = ttl
+    elif callable(getattr(ttl, "to_milliseconds", None)):
+        ms = int(ttl.to_milliseconds())
+    else:
+        msg = f"a TTL must be milliseconds (int) or a timedelta, got {ttl!r}"
+        raise TypeError(msg)
+    if ms <= 0:
+        msg = f"a TTL must be positive, got {ms} ms"
+        raise ValueError(msg)
+    return ms
 
 
 @dataclass(frozen=True)
+class _IncrementalCleanupStrategy:
+    """Check ``cleanup_size`` entries per state access (and per record if asked)."""
+
+    cleanup_size: int
+    every_record: bool
+
+    def get_cleanup_size(self) -> int:
+        """Entries checked per state access."""
+        return self.cleanup_size
+
+    def run_cleanup_for_every_record(self) -> bool:
+        """Whether the cleanup also runs once per processed record."""
+        return self.every_record
+
+
+@dataclass(frozen=True)
+class _RocksdbCompactFilterCleanupStrategy:
+    """Drop expired entries while RocksDB compacts (refreshing the time every N entries)."""
+
+    query_time_after_num_entries: int
+
+    def get_query_time_after_num_entries(self) -> int:
+        """Entries processed between two reads of the current time."""
+        return self.query_time_after_num_entries
+
+
+@dataclass(frozen=True)
+class _CleanupStrategies:
+    """Which background cleanups of expired state are configured."""
+
+    full_snapshot: bool = False
+    incremental: _IncrementalCleanupStrategy | None = None
+    rocksdb_compact_filter: _RocksdbCompactFilterCleanupStrategy | None = None
+    is_cleanup_in_background: bool = True
+
+    def in_full_snapshot(self) -> bool:
+        """True if expired entries are left out of full snapshots."""
+        return self.full_snapshot
+
+    def get_incremental_cleanup_strategy(self) -> _IncrementalCleanupStrategy | None:
+        """The incremental cleanup (heap backend), or None."""
+        return self.incremental
+
+    def get_rocksdb_compact_filter_cleanup_strategy(
+        self,
+    ) -> _RocksdbCompactFilterCleanupStrategy | None:
+        """The compaction-filter cleanup (RocksDB backend), or None."""
+        return self.rocksdb_compact_filter
+
+
+class _UpdateType(enum.Enum):
+    """When the last-access timestamp of a state entry is refreshed."""
+
+    Disabled = 0
+    """TTL is disabled; state never expires."""
+    OnCreateAndWrite = 1
+    """Set when the entry is created and on every write."""
+    OnReadAndWrite = 2
+    """As ``OnCreateAndWrite``, and also on every read."""
+
+
+class _StateVisibility(enum.Enum):
+    """Whether an expired value that is still stored may be returned."""
+
+    ReturnExpiredIfNotCleanedUp = 0
+    """Return an expired value once if it was not cleaned up yet (it is removed then)."""
+    NeverReturnExpired = 1
+    """Treat expired values as absent."""
+
+
+class _TtlTimeCharacteristic(enum.Enum):
+    """The clock of state TTL."""
+
+    ProcessingTime = 0
+    """The wall clock of the task (epoch milliseconds)."""
+
+
+@dataclass(frozen=True)
+class StateTtlConfig:
+    """Time-to-live of keyed state entries (Flink's ``StateTtlConfig``).
+
+    An entry expires ``ttl_ms`` milliseconds of processing time after its last access
+    (creation and writes; reads too with ``UpdateType.OnReadAndWrite``). List elements
+    and map entries expire individually. Expired values are always removed when read;
+    :meth:`Builder.cleanup_full_snapshot`, :meth:`Builder.cleanup_incrementally` (heap
+    backend) and :meth:`Builder.cleanup_in_rocksdb_compact_filter` (RocksDB backend) add
+    cleanup of entries that are never read again. Build it with :meth:`new_builder`::
+
+        ttl = (
+            StateTtlConfig.new_builder(timedelta(minutes=5))
+            .set_update_type(StateTtlConfig.UpdateType.OnReadAndWrite)
+            .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            .cleanup_incrementally(10, False)
+            .build()
+        )
+
+    Attributes:
+        ttl_ms: the time-to-live in milliseconds.
+        update_type: when the last-access timestamp is refreshed.
+        state_visibility: whether expired values not yet cleaned up may be returned.
+        ttl_time_characteristic: the clock (processing time only).
+        cleanup_strategies: the configured cleanups of expired entries.
+    """
+
+    UpdateType = _UpdateType
+    StateVisibility = _StateVisibility
+    TtlTimeCharacteristic = _TtlTimeCharacteristic
+    CleanupStrategies = _CleanupStrategies
+
+    ttl_ms: int
+    update_type: _UpdateType = _UpdateType.OnCreateAndWrite
+    state_visibility: _StateVisibility = _StateVisibility.NeverReturnExpired
+    ttl_time_characteristic: _TtlTimeCharacteristic = _TtlTimeCharacteristic.ProcessingTime
+    cleanup_strategies: _CleanupStrategies = field(default_factory=_CleanupStrategies)
+
+    def __post_init__(self) -> None:
+        """Validate the TTL."""
+        object.__setattr__(self, "ttl_ms", _to_ms(self.ttl_ms))
+
+    @staticmethod
+    def new_builder(ttl: int | _dt.timedelta | Any) -> StateTtlConfig.Builder:
+        """Start building a config with the given time-to-live.
+
+        Args:
+            ttl: milliseconds (int), a ``datetime.timedelta``, or an object with
+                ``to_milliseconds()`` (PyFlink's ``Time``/``Duration``).
+
+        Raises:
+            TypeError: ``ttl`` has another type.
+            ValueError: ``ttl`` is not positive.
+        """
+        return StateTtlConfig.Builder(ttl)
+
+    def get_ttl(self) -> _dt.timedelta:
+        """The time-to-live."""
+        return _dt.timedelta(milliseconds=self.ttl_ms)
+
+    def get_update_type(self) -> _UpdateType:
+        """When the last-access timestamp is refreshed."""
+        return self.update_type
+
+    def get_state_visibility(self) -> _StateVisibility:
+        """Whether expired values not yet cleaned up may be returned."""
+        return self.state_visibility
+
+    def get_ttl_time_characteristic(self) -> _TtlTimeCharacteristic:
+        """The clock TTL uses."""
+        return self.ttl_time_characteristic
+
+    def get_cleanup_strategies(self) -> _CleanupStrategies:
+        """The configured cleanup strategies."""
+        return self.cleanup_strategies
+
+    def is_enabled(self) -> bool:
+        """False if the update type is ``Disabled``."""
+        return self.update_type is not _UpdateType.Disabled
+
+    class Builder:
+        """Builds a :class:`StateTtlConfig` (defaults: ``OnCreateAndWrite``,
+        ``NeverReturnExpired``, no extra cleanup)."""
+
+        def __init__(self, ttl: int | _dt.timedelta | Any) -> None:
+            """Start with the given TTL (see :meth:`StateTtlConfig.new_builder`)."""
+            self._ttl_ms = _to_ms(ttl)
+            self._update_type = _UpdateType.OnCreateAndWrite
+            self._visibility = _StateVisibility.NeverReturnExpired
+            self._characteristic = _TtlTimeCharacteristic.ProcessingTime
+            self._full_snapshot = False
+            self._incremental: _IncrementalCleanupStrategy | None = None
+            self._compact: _RocksdbCompactFilterCleanupStrategy | None = None
+            self._in_background = True
+
+        def set_update_type(self, update_type: _UpdateType) -> StateTtlConfig.Builder:
+            """Set when the last-access timestamp is refreshed."""
+            self._update_type = _UpdateType(update_type)
+            return self
+
+        def update_ttl_on_create_and_write(self) -> StateTtlConfig.Builder:
+            """Refresh the timestamp on creation and writes only."""
+            return self.set_update_type(_UpdateType.OnCreateAndWrite)
+
+        def update_ttl_on_read_and_write(self) -> StateTtlConfig.Builder:
+            """Refresh the timestamp on reads too."""
+            return self.set_update_type(_UpdateType.OnReadAndWrite)
+
+        def set_state_visibility(self, state_visibility: _StateVisibility) -> StateTtlConfig.Builder:
+            """Set whether expired values not yet cleaned up may be returned."""
+            self._visibility = _StateVisibility(state_visibility)
+            return self
+
+        def return_expired_if_not_cleaned_up(self) -> StateTtlConfig.Builder:
+            """Return an expired value once if it is still stored."""
+            return self.set_state_visibility(_StateVisibility.ReturnExpiredIfNotCleanedUp)
+
+        def never_return_expired(self) -> StateTtlConfig.Builder:
+            """Never return expired values."""
+            return self.set_state_visibility(_StateVisibility.NeverReturnExpired)
+
+        def set_ttl_time_characteristic(
+            self, ttl_time_characteristic: _TtlTimeCharacteristic
+        ) -> StateTtlConfig.Builder:
+            """Set the clock (only processing time exists)."""
+            self._characteristic = _TtlTimeCharacteristic(ttl_time_characteristic)
+            return self
+
+        def use_processing_time(self) -> StateTtlConfig.Builder:
+            """Use processing time (the default and only choice)."""
+            return self.set_ttl_time_characteristic(_TtlTimeCharacteristic.ProcessingTime)
+
+        def cleanup_full_snapshot(self) -> StateTtlConfig.Builder:
+            """Leave expired entries out of full snapshots (checkpoints and savepoints).
+
+            The entries stay in the local state until read or otherwise cleaned up.
+            """
+            self._full_snapshot = True
+            return self
+
+        def cleanup_incrementally(
+            self, cleanup_size: int, run_cleanup_for_every_record: bool
+        ) -> StateTtlConfig.Builder:
+            """Check ``cleanup_size`` entries for expiry on every access of the state.
+
+            The heap backend keeps a lazy iterator over all entries of the state and
+            removes expired ones as it advances; with ``run_cleanup_for_every_record`` it
+            also advances once per processed record (each ``set_current_key``). As in
+            Flink this has no effect in the RocksDB backend.
+
+            Raises:
+                ValueError: ``cleanup_size`` is negative.
+            """
+            if cleanup_size < 0:
+                msg = f"cleanup_size must be >= 0, got {cleanup_size}"
+                raise ValueError(msg)
+            self._incremental = _IncrementalCleanupStrategy(
+                int(cleanup_size), bool(run_cleanup_for_every_record)
+            )
+            return self
+
+        def cleanup_in_rocksdb_compact_filter(
+            self, query_time_after_num_entries: int
+        ) -> StateTtlConfig.Builder:
+            """Drop expired entries when the RocksDB backend compacts the state.
+
+            The current time is re-read after every ``query_time_after_num_entries``
+            entries. RocksDB cannot call Python during its own background compactions, so
+            Strom's RocksDB backend applies this filter in its compaction pass
+            (``RocksDBKeyedStateBackend.compact()``). No effect in the heap backend.
+
+            Raises:
+                ValueError: ``query_time_after_num_entries`` is not positive.
+            """
+            if query_time_after_num_entries <= 0:
+                msg = (
+                    "query_time_after_num_entries must be > 0, got "
+                    f"{query_time_after_num_entries}"
+                )
+                raise ValueError(msg)
+            self._compact = _RocksdbCompactFilterCleanupStrategy(
+                int(query_time_after_num_entries)
+            )
+            return self
+
+        def disable_cleanup_in_background(self) -> StateTtlConfig.Builder:
+            """Mark background cleanup as disabled (explicitly configured ones still run)."""
+            self._in_background = False
+            return self
+
+        def set_ttl(self, ttl: int | _dt.timedelta | Any) -> StateTtlConfig.Builder:
+            """Change the time-to-live."""
+            self._ttl_ms = _to_ms(ttl)
+            return self
+
+        def build(self) -> StateTtlConfig:
+            """The immutable config."""
+            return StateTtlConfig(
+                self._ttl_ms,
+                self._update_type,
+                self._visibility,
+                self._characteristic,
+                _CleanupStrategies(
+                    self._full_snapshot, self._incremental, self._compact, self._in_background
+                ),
+            )
+
+
+# -- descriptors -----------------------------------------------------------------------------
+
+
+def _rebuild_descriptor(
+    cls: type[StateDescriptor], args: tuple[Any, ...], ttl: StateTtlConfig | None
+) -> StateDescriptor:
+    """Unpickle a descriptor."""
+    d = cls(*args)
+    if ttl is not None:
+        d.enable_time_to_live(ttl)
+    return d
+
+
+class StateDescriptor:
+    """Names and describes a piece of state (Flink's ``StateDescriptor``).
+
+    Descriptors are immutable apart from :meth:`enable_time_to_live`, which must be called
+    before the state is first requested. Two descriptors are equal if they have the same
+    class, name and type information.
+
+    Args:
+        name: the state's name, unique within its operator; part of every snapshot, so
+            renaming it loses the state of existing checkpoints.
+        type_info: optional type information of the value (see the module docstring).
+
+    Raises:
+        ValueError: ``name`` is empty.
+        TypeError: ``name`` is not a str.
+    """
+
+    __slots__ = ("_ttl_config", "name", "type_info")
+
+    name: str
+    type_info: Any
+    _ttl_config: StateTtlConfig | None
+
+    def __init__(self, name: str, type_info: Any = None) -> None:
+        """Validate and store the name and type information."""
+        if not isinstance(name, str):
+            msg = f"a state name must be a str, got {type(name).__name__}"
+            raise TypeError(msg)
+        if not name:
+            msg = "a state name must not be empty"
+            raise ValueError(msg)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "type_info", type_info)
+        object.__setattr__(self, "_ttl_config", None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Descriptors are immutable."""
+        msg = f"{type(self).__name__} is immutable"
+        raise AttributeError(msg)
+
+    def _init_args(self) -> tuple[Any, ...]:
+        """The constructor arguments (for pickling, equality and repr)."""
+        return (self.name, self.type_info)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by constructor arguments."""
+        return (_rebuild_descriptor, (type(self), self._init_args(), self._ttl_config))
+
+    def __eq__(self, other: object) -> bool:
+        """Same class, same constructor arguments."""
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, StateDescriptor)
+        return self._init_args() == other._init_args()
+
+    def __hash__(self) -> int:
+        """Hash of the class and the name."""
+        return hash((type(self).__name__, self.name))
+
+    def __repr__(self) -> str:
+        """``ValueStateDescriptor('count', int)``."""
+        args = ", ".join(repr(a) for a in self._init_args())
+        return f"{type(self).__name__}({args})"
+
+    def get_name(self) -> str:
+        """The state's name."""
+        return self.name
+
+    @property
+    def ttl_config(self) -> StateTtlConfig | None:
+        """The TTL config, or None if the state never expires."""
+        return self._ttl_config
+
+    def enable_time_to_live(self, ttl_config: StateTtlConfig) -> None:
+        """Let the state's entries expire as ``ttl_config`` describes.
+
+        Raises:
+            TypeError: ``ttl_config`` is not a :class:`StateTtlConfig`.
+        """
+        if not isinstance(ttl_config, StateTtlConfig):
+            msg = f"enable_time_to_live() needs a StateTtlConfig, got {type(ttl_config).__name__}"
+            raise TypeError(msg)
+        object.__setattr__(self, "_ttl_config", ttl_config if ttl_config.is_enabled() else None)
+
+
 class ValueStateDescriptor(StateDescriptor):
-    """Describes a :class:`ValueState` (Flink's ``ValueStateDescriptor``)."""
+    """Describes a :class:`ValueState` (Flink's ``ValueStateDescriptor``).
+
+    Args:
+        name: the state's name.
+        type_info: optional type information of the value.
+    """
+
+    __slots__ = ()
+
+
+class ListStateDescriptor(StateDescriptor):
+    """Describes a :class:`ListState` (keyed, or operator list state).
+
+    Args:
+        name: the state's name.
+        type_info: optional type information of the *elements*.
+    """
+
+    __slots__ = ()
+
+
+class MapStateDescriptor(StateDescriptor):
+    """Describes a :class:`MapState` or a :class:`BroadcastState`.
+
+    Args:
+        name: the state's name.
+        key_type_info: optional type information of the user keys.
+        value_type_info: optional type information of the values (also ``type_info``).
+    """
+
+    __slots__ = ("key_type_info", "value_type_info")
+
+    key_type_info: Any
+    value_type_info: Any
+
+    def __init__(self, name: str, key_type_info: Any = None, value_type_info: Any = None) -> None:
+        """Validate and store the name and type information."""
+        super().__init__(name, value_type_info)
+        object.__setattr__(self, "key_type_info", key_type_info)
+        object.__setattr__(self, "value_type_info", value_type_info)
+
+    def _init_args(self) -> tuple[Any, ...]:
+        """The constructor arguments."""
+        return (self.name, self.key_type_info, self.value_type_info)
+
+
+class ReducingStateDescriptor(StateDescriptor):
+    """Describes a :class:`ReducingState` (Flink's ``ReducingStateDescriptor``).
+
+    Args:
+        name: the state's name.
+        reduce_function: a ``ReduceFunction`` or a callable ``(acc, value) -> acc``; it is
+            called with the stored value and each added value.
+        type_info: optional type information of the value.
+
+    Raises:
+        TypeError: ``reduce_function`` is not callable and not a ``ReduceFunction``.
+    """
+
+    __slots__ = ("reduce_function",)
+
+    reduce_function: Any
+
+    def __init__(self, name: str, reduce_function: Any, type_info: Any = None) -> None:
+        """Validate and store the name, the function and the type information."""
+        super().__init__(name, type_info)
+        reduce = getattr(reduce_function, "reduce", None)
+        if not callable(reduce) and not callable(reduce_function):
+            msg = (
+                "ReducingStateDescriptor needs a ReduceFunction or a callable "
+                f"(acc, value) -> acc, got {type(reduce_function).__name__}"
+            )
+            raise TypeError(msg)
+        object.__setattr__(self, "reduce_function", reduce_function)
+
+    def _init_args(self) -> tuple[Any, ...]:
+        """The constructor arguments."""
+        return (self.name, self.reduce_function, self.type_info)
+
+    def get_reduce_function(self) -> Callable[[Any, Any], Any]:
+        """The reduce callable ``(acc, value) -> acc``."""
+        reduce = getattr(self.reduce_function, "reduce", None)
+        return reduce if callable(reduce) else self.reduce_function  # type: ignore[no-any-return]
+
+
+class AggregatingStateDescriptor(StateDescriptor):
+    """Describes an :class:`AggregatingState` (Flink's ``AggregatingStateDescriptor``).
+
+    The state stores the accumulator of ``agg_function``.
+
+    Args:
+        name: the state's name.
+        agg_function: a ``strom.datastream.functions.AggregateFunction``.
+        type_info: optional type information of the *accumulator*.
+
+    Raises:
+        TypeError: ``agg_function`` is not an ``AggregateFunction``.
+    """
+
+    __slots__ = ("agg_function",)
+
+    agg_function: Any
+
+    def __init__(self, name: str, agg_function: Any, type_info: Any = None) -> None:
+        """Validate and store the name, the function and the type information."""
+        from strom.datastream.functions import AggregateFunction
+
+        super().__init__(name, type_info)
+        if not isinstance(agg_function, AggregateFunction):
+            msg = (
+                "AggregatingStateDescriptor needs a strom.datastream.functions."
+                f"AggregateFunction, got {type(agg_function).__name__}"
+            )
+            raise TypeError(msg)
+        object.__setattr__(self, "agg_function", agg_function)
+
+    def _init_args(self) -> tuple[Any, ...]:
+        """The constructor arguments."""
+        return (self.name, self.agg_function, self.type_info)
+
+    def get_agg_function(self) -> Any:
+        """The aggregate function."""
+        return self.agg_function

@@ -84,29 +84,56 @@ def _ms(value: timedelta | int, name: str) -> int:
 class Window(abc.ABC):
     """A finite (or global) group of records (Flink's ``Window``)."""
 
+    __slots__ = ()
+
     @abc.abstractmethod
     def max_timestamp(self) -> int:
         """The largest timestamp (epoch ms) that still belongs to the window."""
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class TimeWindow(Window):
-    """The time interval ``[start, end)`` in epoch ms (Flink's ``TimeWindow``)."""
+class TimeWindow(tuple, Window):  # type: ignore[type-arg]
+    """The time interval ``[start, end)`` in epoch ms (Flink's ``TimeWindow``).
 
-    start: int
-    end: int
+    A tuple ``(start, end)`` underneath, so hashing and comparison run in C (windows are
+    dictionary keys on the hot path); ordered by start, then end.
+
+    Args:
+        start: first millisecond of the window.
+        end: one past the last millisecond.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, start: int, end: int) -> TimeWindow:
+        return tuple.__new__(cls, (start, end))
+
+    def __getnewargs__(self) -> tuple[int, int]:
+        return (self[0], self[1])
+
+    @property
+    def start(self) -> int:
+        """First millisecond of the window."""
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def end(self) -> int:
+        """One past the last millisecond."""
+        return self[1]  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"TimeWindow(start={self[0]}, end={self[1]})"
 
     def max_timestamp(self) -> int:
         """``end - 1``."""
-        return self.end - 1
+        return self[1] - 1  # type: ignore[no-any-return]
 
     def intersects(self, other: TimeWindow) -> bool:
         """True if the windows overlap or touch (session merging)."""
-        return self.start <= other.end and self.end >= other.start
+        return self[0] <= other[1] and self[1] >= other[0]  # type: ignore[no-any-return]
 
     def cover(self, other: TimeWindow) -> TimeWindow:
         """The smallest window containing both."""
-        return TimeWindow(min(self.start, other.start), max(self.end, other.end))
+        return TimeWindow(min(self[0], other[0]), max(self[1], other[1]))
 
     @staticmethod
     def get_window_start_with_offset(timestamp: int, offset: int, window_size: int) -> int:
@@ -820,7 +847,7 @@ class ContinuousEventTimeTrigger(Trigger[Window]):
         state = self._state(ctx)
         if state.value() is None and timestamp is not None:
             start = timestamp - timestamp % self.interval
-            nxt = start + self.interval
+            nxt = min(start + self.interval, window.max_timestamp())
             state.update(nxt)
             ctx.register_event_time_timer(nxt)
         return TriggerResult.CONTINUE
@@ -831,8 +858,9 @@ class ContinuousEventTimeTrigger(Trigger[Window]):
             return TriggerResult.FIRE
         state = self._state(ctx)
         if state.value() == time:
-            state.update(time + self.interval)
-            ctx.register_event_time_timer(time + self.interval)
+            nxt = min(time + self.interval, window.max_timestamp())
+            state.update(nxt)
+            ctx.register_event_time_timer(nxt)
             return TriggerResult.FIRE
         return TriggerResult.CONTINUE
 
