@@ -360,9 +360,42 @@ class DataStream:
         """Send each record to a uniformly random next subtask."""
         return self._partition("Shuffle", ShufflePartitioner())
 
-    def broadcast(self) -> DataStream:
-        """Send every record to every next subtask."""
+    def broadcast(self, *broadcast_state_descriptors: Any) -> Any:
+        """Without arguments: send every record to every next subtask. With
+        ``MapStateDescriptor`` s: a ``BroadcastStream`` for ``connect`` (broadcast state)."""
+        if broadcast_state_descriptors:
+            from strom.datastream.connected_streams import BroadcastStream
+
+            return BroadcastStream(self, broadcast_state_descriptors)
         return self._partition("Broadcast", BroadcastPartitioner())
+
+    def connect(self, other: Any) -> Any:
+        """Connect with another stream (``ConnectedStreams``) or a ``BroadcastStream``
+        (``BroadcastConnectedStream``)."""
+        from strom.datastream.connected_streams import (
+            BroadcastConnectedStream,
+            BroadcastStream,
+            ConnectedStreams,
+        )
+
+        if isinstance(other, BroadcastStream):
+            return BroadcastConnectedStream(self, other)
+        if not isinstance(other, DataStream):
+            msg = f"connect() needs a DataStream or BroadcastStream, got {other!r}"
+            raise InvalidProgramError(msg)
+        return ConnectedStreams(self, other)
+
+    def join(self, other: DataStream) -> Any:
+        """Window join: ``.where(k1).equal_to(k2).window(assigner).apply(join_fn)``."""
+        from strom.datastream.connected_streams import JoinedStreams
+
+        return JoinedStreams(self, other)
+
+    def co_group(self, other: DataStream) -> Any:
+        """Window co-group: ``.where(k1).equal_to(k2).window(assigner).apply(fn)``."""
+        from strom.datastream.connected_streams import CoGroupedStreams
+
+        return CoGroupedStreams(self, other)
 
     def partition_custom(self, partitioner: Callable[[Any, int], int],
                          key_selector: Callable[[Any], Any] | KeySelector[Any, Any]) -> DataStream:
@@ -637,6 +670,16 @@ class KeyedStream(DataStream):
         from strom.datastream.windowed_stream import WindowedStream
 
         return WindowedStream(self, window_assigner)
+
+    def interval_join(self, other: KeyedStream) -> Any:
+        """Interval join with another keyed stream:
+        ``.between(lower, upper).process(ProcessJoinFunction)``."""
+        from strom.datastream.connected_streams import IntervalJoin
+
+        if not isinstance(other, KeyedStream):
+            msg = "interval_join() needs a KeyedStream (call key_by on the other stream)"
+            raise InvalidProgramError(msg)
+        return IntervalJoin(self, other)
 
     def count_window(self, size: int, slide: int | None = None) -> Any:
         """Windows of ``size`` records per key, every ``slide`` records if given

@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AggregateFunction",
+    "BroadcastProcessFunction",
+    "CoFlatMapFunction",
+    "CoGroupFunction",
+    "CoMapFunction",
+    "CoProcessFunction",
+    "JoinFunction",
+    "KeyedBroadcastProcessFunction",
+    "KeyedCoProcessFunction",
+    "ProcessJoinFunction",
     "FilterFunction",
     "FlatMapFunction",
     "Function",
@@ -263,3 +272,163 @@ class KeyedProcessFunction(Function, Generic[KEY, IN, OUT]):
     ) -> Iterable[OUT] | None:
         """A timer of the current key fired at ``timestamp`` (epoch ms): yield outputs."""
         return None
+
+
+class CoMapFunction(Function, Generic[IN, OUT]):
+    """Maps the two inputs of connected streams (Flink's ``CoMapFunction``)."""
+
+    @abc.abstractmethod
+    def map1(self, value: Any) -> Any:
+        """Map a record of the first input."""
+
+    @abc.abstractmethod
+    def map2(self, value: Any) -> Any:
+        """Map a record of the second input."""
+
+
+class CoFlatMapFunction(Function, Generic[IN, OUT]):
+    """Flat-maps the two inputs of connected streams (Flink's ``CoFlatMapFunction``)."""
+
+    @abc.abstractmethod
+    def flat_map1(self, value: Any) -> Iterable[Any] | None:
+        """Yield outputs for a record of the first input."""
+
+    @abc.abstractmethod
+    def flat_map2(self, value: Any) -> Iterable[Any] | None:
+        """Yield outputs for a record of the second input."""
+
+
+class CoProcessFunction(Function, Generic[IN, OUT]):
+    """Processes the two inputs of connected streams (Flink's ``CoProcessFunction``).
+
+    Both methods get a ``ProcessFunction.Context``-like context (timestamp, timer service,
+    side outputs).
+    """
+
+    Context = ProcessFunction.Context
+
+    @abc.abstractmethod
+    def process_element1(self, value: Any, ctx: ProcessFunction.Context) -> Iterable[Any] | None:
+        """Handle a record of the first input."""
+
+    @abc.abstractmethod
+    def process_element2(self, value: Any, ctx: ProcessFunction.Context) -> Iterable[Any] | None:
+        """Handle a record of the second input."""
+
+
+class KeyedCoProcessFunction(Function, Generic[KEY, IN, OUT]):
+    """Processes two keyed inputs with shared keyed state and timers (Flink's
+    ``KeyedCoProcessFunction``)."""
+
+    Context = KeyedProcessFunction.Context
+    OnTimerContext = KeyedProcessFunction.OnTimerContext
+
+    @abc.abstractmethod
+    def process_element1(self, value: Any,
+                         ctx: KeyedProcessFunction.Context) -> Iterable[Any] | None:
+        """Handle a record of the first input (current key set)."""
+
+    @abc.abstractmethod
+    def process_element2(self, value: Any,
+                         ctx: KeyedProcessFunction.Context) -> Iterable[Any] | None:
+        """Handle a record of the second input (current key set)."""
+
+    def on_timer(self, timestamp: int,
+                 ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[Any] | None:
+        """A timer of the current key fired."""
+        return None
+
+
+class BroadcastProcessFunction(Function, Generic[IN, OUT]):
+    """Connects a non-keyed stream with a broadcast stream (Flink's
+    ``BroadcastProcessFunction``).
+
+    ``process_broadcast_element`` sees read-write broadcast state
+    (``ctx.get_broadcast_state(descriptor)``), ``process_element`` read-only state. Every
+    subtask must update broadcast state identically (deterministically), since each keeps
+    its own copy.
+    """
+
+    class ReadOnlyContext(ProcessFunction.Context):
+        """Context of ``process_element``."""
+
+        @abc.abstractmethod
+        def get_broadcast_state(self, state_descriptor: Any) -> Any:
+            """Read-only view of a broadcast state."""
+
+    class Context(ProcessFunction.Context):
+        """Context of ``process_broadcast_element``."""
+
+        @abc.abstractmethod
+        def get_broadcast_state(self, state_descriptor: Any) -> Any:
+            """Read-write broadcast state."""
+
+    @abc.abstractmethod
+    def process_element(self, value: Any, ctx: Any) -> Iterable[Any] | None:
+        """Handle a record of the non-broadcast input."""
+
+    @abc.abstractmethod
+    def process_broadcast_element(self, value: Any, ctx: Any) -> Iterable[Any] | None:
+        """Handle a record of the broadcast input."""
+
+
+class KeyedBroadcastProcessFunction(Function, Generic[KEY, IN, OUT]):
+    """Connects a keyed stream with a broadcast stream (Flink's
+    ``KeyedBroadcastProcessFunction``): keyed state and timers on the keyed side,
+    ``ctx.apply_to_keyed_state(descriptor, fn)`` on the broadcast side."""
+
+    @abc.abstractmethod
+    def process_element(self, value: Any, ctx: Any) -> Iterable[Any] | None:
+        """Handle a keyed record (current key set; read-only broadcast state)."""
+
+    @abc.abstractmethod
+    def process_broadcast_element(self, value: Any, ctx: Any) -> Iterable[Any] | None:
+        """Handle a broadcast record (read-write broadcast state)."""
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterable[Any] | None:
+        """A timer of the current key fired."""
+        return None
+
+
+class JoinFunction(Function, Generic[IN, OUT]):
+    """Joins one pair of a window join (Flink's ``JoinFunction``)."""
+
+    @abc.abstractmethod
+    def join(self, first: Any, second: Any) -> Any:
+        """Return the joined record."""
+
+
+class CoGroupFunction(Function, Generic[IN, OUT]):
+    """Receives both sides' elements of one key and window (Flink's ``CoGroupFunction``)."""
+
+    @abc.abstractmethod
+    def co_group(self, first: Iterable[Any], second: Iterable[Any]) -> Iterable[Any] | None:
+        """Yield outputs for one key and window."""
+
+
+class ProcessJoinFunction(Function, Generic[IN, OUT]):
+    """Handles one pair of an interval join (Flink's ``ProcessJoinFunction``)."""
+
+    class Context(abc.ABC):
+        """Context of one joined pair."""
+
+        @abc.abstractmethod
+        def get_left_timestamp(self) -> int:
+            """Left element's timestamp, epoch ms."""
+
+        @abc.abstractmethod
+        def get_right_timestamp(self) -> int:
+            """Right element's timestamp, epoch ms."""
+
+        @abc.abstractmethod
+        def get_timestamp(self) -> int:
+            """The pair's timestamp: the larger of both."""
+
+        @abc.abstractmethod
+        def output(self, output_tag: OutputTag, value: Any) -> None:
+            """Emit to a side output."""
+
+    @abc.abstractmethod
+    def process_element(self, left: Any, right: Any,
+                        ctx: ProcessJoinFunction.Context) -> Iterable[Any] | None:
+        """Yield outputs for one joined pair."""

@@ -13,6 +13,15 @@ from strom._runtime.operators.basic import (
     StreamFlatMap,
     StreamMap,
 )
+from strom._runtime.operators.co import (
+    BroadcastProcessOperator,
+    CoFlatMapOperator,
+    CoMapOperator,
+    CoProcessOperator,
+    IntervalJoinOperator,
+    KeyedBroadcastProcessOperator,
+    KeyedCoProcessOperator,
+)
 from strom._runtime.operators.keyed import KeyedProcessOperator, StreamGroupedReduce
 from strom._runtime.operators.sink import SinkWriterOperator
 from strom._runtime.operators.timestamps import TimestampsAndWatermarksOperator
@@ -33,6 +42,13 @@ OPERATORS: dict[str, type[StreamOperator]] = {
     "sink": SinkWriterOperator,
     "timestamps": TimestampsAndWatermarksOperator,
     "window": WindowOperator,
+    "co_map": CoMapOperator,
+    "co_flat_map": CoFlatMapOperator,
+    "co_process": CoProcessOperator,
+    "keyed_co_process": KeyedCoProcessOperator,
+    "broadcast_process": BroadcastProcessOperator,
+    "keyed_broadcast_process": KeyedBroadcastProcessOperator,
+    "interval_join": IntervalJoinOperator,
 }
 
 
