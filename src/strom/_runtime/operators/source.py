@@ -70,10 +70,26 @@ class SourceReaderContextImpl(SourceReaderContext):
 
 
 class _SourceOutput(ReaderOutput, WatermarkOutput):
-    """ReaderOutput that assigns timestamps, feeds the generator and emits downstream."""
+    """A reader output: assigns timestamps, feeds its own watermark generator, emits.
 
-    def __init__(self, op: SourceOperator) -> None:
+    The operator has one main output and, for readers that call
+    ``create_output_for_split``, one output per split with its own generator; the
+    source's watermark is the minimum over the non-idle outputs (Flink's per-split
+    watermarks), so a quiet split marked idle never holds back event time.
+
+    Args:
+        op: the source operator.
+        generator: this output's watermark generator (None in BATCH mode).
+        is_main: True for the reader's main output.
+    """
+
+    def __init__(self, op: SourceOperator, generator: Any, is_main: bool) -> None:
         self.op = op
+        self.generator = generator
+        self.is_main = is_main
+        self.watermark = MIN_WATERMARK_MS
+        self.idle = False
+        self.used = not is_main  # a split output always counts; the main one once used
         self.pending: list[Any] = []
         self.pending_ts: list[int | None] = []
         self.has_pending_ts = False
@@ -98,6 +114,7 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
             return
         if self.pending:
             self.flush_pending()
+        self.used = True
         try:
             ts_fn = op.ts_fn
             if ts_fn is not None:
@@ -108,32 +125,35 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
                     timestamps_ms = [extract(v, None) for v in values]
                 else:
                     timestamps_ms = [extract(v, t) for v, t in zip(values, timestamps_ms)]
-            if op.generator is not None and timestamps_ms is not None:
-                op.generator.on_events(values, timestamps_ms, self)
+            if self.generator is not None and timestamps_ms is not None:
+                self.generator.on_events(values, timestamps_ms, self)
         except Exception as e:
             raise op.user_error(e, "timestamp assigner / watermark generator") from e
         op.output.emit_batch(values, timestamps_ms)
 
+    def create_output_for_split(self, split_id: str) -> ReaderOutput:
+        return self.op.split_output(split_id)
+
+    def release_output_for_split(self, split_id: str) -> None:
+        self.op.release_split_output(split_id)
+
     # WatermarkOutput / ReaderOutput watermark methods
     def emit_watermark(self, watermark: Any) -> None:
-        op = self.op
-        if op.idle:
-            self.mark_active()
-        if watermark.timestamp_ms > op.current_watermark:
-            op.current_watermark = watermark.timestamp_ms
-            op.output.emit_watermark(watermark)
+        self.used = True
+        self.idle = False
+        if watermark.timestamp_ms > self.watermark:
+            self.watermark = watermark.timestamp_ms
+        self.op.combine_watermarks()
 
     def mark_idle(self) -> None:
-        op = self.op
-        if not op.idle:
-            op.idle = True
-            op.output.emit_watermark_status(WatermarkStatus.IDLE)  # type: ignore[attr-defined]
+        if not self.idle:
+            self.idle = True
+            self.op.combine_watermarks()
 
     def mark_active(self) -> None:
-        op = self.op
-        if op.idle:
-            op.idle = False
-            op.output.emit_watermark_status(WatermarkStatus.ACTIVE)  # type: ignore[attr-defined]
+        if self.idle:
+            self.idle = False
+            self.op.combine_watermarks()
 
 
 class SourceOperator(StreamOperator):
@@ -161,14 +181,54 @@ class SourceOperator(StreamOperator):
         self.finished = False
         self.ts_fn: Callable[[Any], int] | None = None
         self.assigner: Any = None
-        self.generator: Any = None
         self.periodic_interval_ms = 0
         self.next_periodic_ms = 0
 
     def setup(self, context: Any, output: Output) -> None:
-        """Bind and create the reader output."""
+        """Bind the operator to its subtask."""
         super().setup(context, output)
-        self.source_output = _SourceOutput(self)
+        self.split_outputs: dict[str, _SourceOutput] = {}
+
+    def split_output(self, split_id: str) -> _SourceOutput:
+        """The output of one split, with its own watermark generator."""
+        out = self.split_outputs.get(split_id)
+        if out is None:
+            out = self.split_outputs[split_id] = _SourceOutput(
+                self, self._new_generator(), is_main=False
+            )
+        return out
+
+    def release_split_output(self, split_id: str) -> None:
+        """A split finished: it no longer holds back the watermark."""
+        if self.split_outputs.pop(split_id, None) is not None:
+            self.combine_watermarks()
+
+    def _new_generator(self) -> Any:
+        if self.strategy is None or self.context.runtime_mode == "BATCH":
+            return None
+        return self.strategy.create_watermark_generator(
+            clock=self.context.processing_time_service.get_current_processing_time
+        )
+
+    def combine_watermarks(self) -> None:
+        """Emit the min watermark over the active outputs; mark the source idle when all
+        outputs are idle."""
+        outs = [o for o in (self.source_output, *self.split_outputs.values()) if o.used]
+        if not outs:
+            return
+        active = [o for o in outs if not o.idle]
+        if not active:
+            if not self.idle:
+                self.idle = True
+                self.output.emit_watermark_status(WatermarkStatus.IDLE)  # type: ignore[attr-defined]
+            return
+        if self.idle:
+            self.idle = False
+            self.output.emit_watermark_status(WatermarkStatus.ACTIVE)  # type: ignore[attr-defined]
+        wm = min(o.watermark for o in active)
+        if wm > self.current_watermark:
+            self.current_watermark = wm
+            self.output.emit_watermark(Watermark(wm))
 
     def open(self) -> None:
         """Create the reader, the timestamp assigner and the watermark generator."""
@@ -184,12 +244,10 @@ class SourceOperator(StreamOperator):
             if self.ts_fn is None:
                 self.assigner = self.strategy.create_timestamp_assigner()
             if not batch:
-                self.generator = self.strategy.create_watermark_generator(
-                    clock=self.context.processing_time_service.get_current_processing_time
-                )
                 self.periodic_interval_ms = int(
                     self.context.config.get("pipeline.auto-watermark-interval", 200)
                 )
+        self.source_output = _SourceOutput(self, self._new_generator(), is_main=True)
 
     def restore_splits(self, splits: list[Any]) -> None:
         """Hand restored splits to the reader (before ``start``)."""
@@ -215,16 +273,19 @@ class SourceOperator(StreamOperator):
             raise
         except Exception as e:
             raise self._connector_error(e, "read from the source") from e
-        if self.generator is not None and self.periodic_interval_ms > 0:
-            if now_ms >= self.next_periodic_ms:
-                self.next_periodic_ms = now_ms + self.periodic_interval_ms
-                self.generator.on_periodic_emit(self.source_output)
+        if self.periodic_interval_ms > 0 and now_ms >= self.next_periodic_ms:
+            self.next_periodic_ms = now_ms + self.periodic_interval_ms
+            for out in (self.source_output, *self.split_outputs.values()):
+                if out.generator is not None:
+                    out.generator.on_periodic_emit(out)
         return status
 
     def emit_end_of_input_watermark(self) -> None:
         """At the end of bounded input: the max watermark fires all event time."""
         if self.context.runtime_mode != "BATCH":
-            self.source_output.mark_active()
+            if self.idle:
+                self.idle = False
+                self.output.emit_watermark_status(WatermarkStatus.ACTIVE)  # type: ignore[attr-defined]
             max_wm = Watermark.MAX_WATERMARK
             if max_wm.timestamp_ms > self.current_watermark:
                 self.current_watermark = max_wm.timestamp_ms
