@@ -50,9 +50,7 @@ _OPTIONS = [
         "Number of key groups: upper bound of parallelism for keyed state; fixed for the "
         "life of the state.",
     ),
-    ConfigOption(
-        "execution.runtime-mode", "STREAMING", str, "STREAMING, BATCH or AUTOMATIC."
-    ),
+    ConfigOption("execution.runtime-mode", "STREAMING", str, "STREAMING, BATCH or AUTOMATIC."),
     ConfigOption(
         "execution.buffer-timeout",
         100,
@@ -79,12 +77,8 @@ _OPTIONS = [
         int,
         "Milliseconds between periodic watermark emissions (0 disables periodic watermarks).",
     ),
-    ConfigOption(
-        "pipeline.operator-chaining", True, bool, "Chain forward-connected operators."
-    ),
-    ConfigOption(
-        "state.backend", "hashmap", str, "Keyed state backend: 'hashmap' or 'rocksdb'."
-    ),
+    ConfigOption("pipeline.operator-chaining", True, bool, "Chain forward-connected operators."),
+    ConfigOption("state.backend", "hashmap", str, "Keyed state backend: 'hashmap' or 'rocksdb'."),
     ConfigOption(
         "state.backend.rocksdb.localdir",
         "",

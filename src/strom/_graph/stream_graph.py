@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,8 +166,7 @@ class StreamGraph:
             from strom.connectors.source import Boundedness
 
             unbounded = [
-                t.name for t in sources
-                if t.source.get_boundedness() is not Boundedness.BOUNDED
+                t.name for t in sources if t.source.get_boundedness() is not Boundedness.BOUNDED
             ]
             if mode == "AUTOMATIC":
                 mode = "STREAMING" if unbounded else "BATCH"
@@ -214,8 +214,11 @@ class StreamGraph:
                 )
                 raise InvalidProgramError(msg)
             kind = (
-                "source" if isinstance(t, SourceTransformation)
-                else "sink" if isinstance(t, SinkTransformation) else "operator"
+                "source"
+                if isinstance(t, SourceTransformation)
+                else "sink"
+                if isinstance(t, SinkTransformation)
+                else "operator"
             )
             node = StreamNode(
                 id=t.id,
@@ -273,7 +276,7 @@ def _resolve(t: Transformation) -> list[tuple[int, Partitioner | None, str | Non
     return [(t.id, None, None)]
 
 
-def _topological(sinks: list[Transformation]) -> list[Transformation]:
+def _topological(sinks: Sequence[Transformation]) -> list[Transformation]:
     """All transformations reachable from the sinks, inputs before consumers, by id."""
     seen: dict[int, Transformation] = {}
     stack = list(sinks)

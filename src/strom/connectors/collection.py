@@ -163,7 +163,9 @@ class _RangeSource(Source[Any, IndexRangeSplit, list[IndexRangeSplit]]):
     def create_reader(self, context: SourceReaderContext) -> SourceReader[Any, IndexRangeSplit]:
         """A reader emitting ``batch_size`` records per poll."""
         return _RangeReader(
-            context, self._values_for, self.batch_size,
+            context,
+            self._values_for,
+            self.batch_size,
             self._rate_per_reader(context.current_parallelism()),
         )
 

@@ -67,7 +67,7 @@ class SinkWriter(abc.ABC, Generic[T, CommT]):
             for v, t in zip(values, timestamps_ms):
                 self.write(v, t)
 
-    def flush(self, end_of_input: bool) -> None:  # noqa: B027 - optional hook
+    def flush(self, end_of_input: bool) -> None:
         """Flush buffered data (before a checkpoint, and with True at end of input)."""
 
     def prepare_commit(self) -> list[CommT]:
@@ -78,7 +78,7 @@ class SinkWriter(abc.ABC, Generic[T, CommT]):
         """Return the writer's state to restore after failure (e.g. in-progress files)."""
         return []
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources; called once, also after failures."""
 
 
@@ -102,7 +102,7 @@ class Committer(abc.ABC, Generic[CommT]):
     def commit(self, requests: list[CommitRequest[CommT]]) -> None:
         """Commit all requests; raise to fail the job on a non-retryable error."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources."""
 
 

@@ -139,7 +139,7 @@ class SourceReader(abc.ABC, Generic[T, SplitT]):
     for long in ``poll_next`` (return NOTHING_AVAILABLE instead).
     """
 
-    def start(self) -> None:  # noqa: B027 - optional hook
+    def start(self) -> None:
         """Called once before the first poll."""
 
     @abc.abstractmethod
@@ -158,13 +158,13 @@ class SourceReader(abc.ABC, Generic[T, SplitT]):
     def snapshot_state(self, checkpoint_id: int) -> list[SplitT]:
         """Return the current unfinished splits with their progress."""
 
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:  # noqa: B027
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         """A checkpoint that included this reader's state completed."""
 
-    def handle_source_event(self, event: Any) -> None:  # noqa: B027 - optional hook
+    def handle_source_event(self, event: Any) -> None:
         """A custom event from the enumerator."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources; called once, also after failures."""
 
 
@@ -201,7 +201,7 @@ class SplitEnumeratorContext(abc.ABC, Generic[SplitT]):
         discovery, e.g. continuous file monitoring).
         """
 
-    def send_event_to_source_reader(self, subtask_id: int, event: Any) -> None:  # noqa: B027
+    def send_event_to_source_reader(self, subtask_id: int, event: Any) -> None:
         """Deliver a custom event to one reader's ``handle_source_event``."""
 
 
@@ -212,7 +212,7 @@ class SplitEnumerator(abc.ABC, Generic[SplitT, EnumStateT]):
     ``add_splits_back`` | ``snapshot_state``)* -> ``close``.
     """
 
-    def start(self) -> None:  # noqa: B027 - optional hook
+    def start(self) -> None:
         """Called once before readers register."""
 
     @abc.abstractmethod
@@ -231,13 +231,13 @@ class SplitEnumerator(abc.ABC, Generic[SplitT, EnumStateT]):
     def snapshot_state(self, checkpoint_id: int) -> EnumStateT:
         """Return the enumerator's state (e.g. unassigned splits) for a checkpoint."""
 
-    def handle_source_event(self, subtask_id: int, event: Any) -> None:  # noqa: B027
+    def handle_source_event(self, subtask_id: int, event: Any) -> None:
         """A custom event from a reader."""
 
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:  # noqa: B027
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         """A checkpoint completed."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources."""
 
 
@@ -272,9 +272,7 @@ class Source(abc.ABC, Generic[T, SplitT, EnumStateT]):
         return None
 
 
-def round_robin_assign(
-    context: SplitEnumeratorContext[SplitT], splits: Sequence[SplitT]
-) -> None:
+def round_robin_assign(context: SplitEnumeratorContext[SplitT], splits: Sequence[SplitT]) -> None:
     """Helper: assign ``splits`` evenly over the registered readers, in order."""
     readers = sorted(context.registered_readers()) or list(range(context.current_parallelism()))
     for i, split in enumerate(splits):

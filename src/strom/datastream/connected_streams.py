@@ -58,27 +58,33 @@ def _tagged(stream: DataStream, index: int) -> Transformation:
     src = stream._t
     if isinstance(src, PartitionTransformation):  # a KeyedStream: tag before its key_by
         src = src.inputs[0]
-    t = OneInputTransformation(name=f"Tag({index})", inputs=[src],
-                               operator=OperatorSpec("map", TagInput(index)))
+    t = OneInputTransformation(
+        name=f"Tag({index})", inputs=[src], operator=OperatorSpec("map", TagInput(index))
+    )
     env._add(t)
     return t
 
 
-def _two_input(env: StreamExecutionEnvironment, name: str, spec: OperatorSpec,
-               inputs: list[Transformation], key_selector: Any = None) -> DataStream:
+def _two_input(
+    env: StreamExecutionEnvironment,
+    name: str,
+    spec: OperatorSpec,
+    inputs: list[Transformation],
+    key_selector: Any = None,
+) -> DataStream:
     from strom.datastream.data_stream import DataStream
 
     union = UnionTransformation(name="Union", inputs=inputs)
     env._add(union)
-    t = OneInputTransformation(name=name, inputs=[union], operator=spec,
-                               key_selector=key_selector)
+    t = OneInputTransformation(name=name, inputs=[union], operator=spec, key_selector=key_selector)
     env._add(t)
     return DataStream(env, t)
 
 
 def _hash(env: StreamExecutionEnvironment, t: Transformation, selector: Any) -> Transformation:
-    p = PartitionTransformation(name="KeyBy", inputs=[t],
-                                partitioner=KeyGroupStreamPartitioner(key_selector=selector))
+    p = PartitionTransformation(
+        name="KeyBy", inputs=[t], partitioner=KeyGroupStreamPartitioner(key_selector=selector)
+    )
     env._add(p)
     return p
 
@@ -109,8 +115,7 @@ class ConnectedStreams:
 
     def key_by(self, key_selector1: Any, key_selector2: Any) -> ConnectedStreams:
         """Key both inputs (records with equal keys meet in the same subtask)."""
-        return ConnectedStreams(self.first.key_by(key_selector1),
-                                self.second.key_by(key_selector2))
+        return ConnectedStreams(self.first.key_by(key_selector1), self.second.key_by(key_selector2))
 
     def _inputs(self) -> tuple[list[Transformation], Any]:
         from strom._runtime.operators.co import TaggedKeySelector
@@ -123,22 +128,27 @@ class ConnectedStreams:
         key = TaggedKeySelector(*sel)
         return [_hash(env, t0, key), _hash(env, t1, key)], key
 
-    def map(self, func: CoMapFunction[Any, Any] | tuple[Any, Any],
-            output_type: Any = None) -> DataStream:
+    def map(
+        self, func: CoMapFunction[Any, Any] | tuple[Any, Any], output_type: Any = None
+    ) -> DataStream:
         """``map1``/``map2`` per input (a CoMapFunction or a pair of callables)."""
         _check_pair(func, CoMapFunction, "map")
         inputs, key = self._inputs()
         return _two_input(self._env, "CoMap", OperatorSpec("co_map", func), inputs, key)
 
-    def flat_map(self, func: CoFlatMapFunction[Any, Any] | tuple[Any, Any],
-                 output_type: Any = None) -> DataStream:
+    def flat_map(
+        self, func: CoFlatMapFunction[Any, Any] | tuple[Any, Any], output_type: Any = None
+    ) -> DataStream:
         """``flat_map1``/``flat_map2`` per input."""
         _check_pair(func, CoFlatMapFunction, "flat_map")
         inputs, key = self._inputs()
         return _two_input(self._env, "CoFlatMap", OperatorSpec("co_flat_map", func), inputs, key)
 
-    def process(self, func: CoProcessFunction[Any, Any] | KeyedCoProcessFunction[Any, Any, Any],
-                output_type: Any = None) -> DataStream:
+    def process(
+        self,
+        func: CoProcessFunction[Any, Any] | KeyedCoProcessFunction[Any, Any, Any],
+        output_type: Any = None,
+    ) -> DataStream:
         """A ``CoProcessFunction`` (non-keyed) or ``KeyedCoProcessFunction`` (both keyed)."""
         inputs, key = self._inputs()
         if key is not None:
@@ -182,9 +192,11 @@ class BroadcastConnectedStream:
         self.stream = stream
         self.broadcast = broadcast
 
-    def process(self, func: BroadcastProcessFunction[Any, Any]
-                | KeyedBroadcastProcessFunction[Any, Any, Any],
-                output_type: Any = None) -> DataStream:
+    def process(
+        self,
+        func: BroadcastProcessFunction[Any, Any] | KeyedBroadcastProcessFunction[Any, Any, Any],
+        output_type: Any = None,
+    ) -> DataStream:
         """Run a ``BroadcastProcessFunction`` (non-keyed input) or a
         ``KeyedBroadcastProcessFunction`` (keyed input)."""
         from strom._runtime.operators.co import TaggedKeySelector
@@ -192,24 +204,30 @@ class BroadcastConnectedStream:
 
         env = self.stream._env
         b = _tagged(self.broadcast.stream, 1)
-        bp = PartitionTransformation(name="Broadcast", inputs=[b],
-                                     partitioner=BroadcastPartitioner())
+        bp = PartitionTransformation(
+            name="Broadcast", inputs=[b], partitioner=BroadcastPartitioner()
+        )
         env._add(bp)
         t0 = _tagged(self.stream, 0)
         if isinstance(self.stream, KeyedStream):
             if not isinstance(func, KeyedBroadcastProcessFunction):
-                msg = "a keyed stream connected to a broadcast stream needs a " \
-                      "KeyedBroadcastProcessFunction"
+                msg = (
+                    "a keyed stream connected to a broadcast stream needs a "
+                    "KeyedBroadcastProcessFunction"
+                )
                 raise InvalidProgramError(msg)
             key = TaggedKeySelector(self.stream.get_key_selector(), None)
             spec = OperatorSpec("keyed_broadcast_process", func)
             return _two_input(env, "KeyedBroadcastProcess", spec, [_hash(env, t0, key), bp], key)
         if not isinstance(func, BroadcastProcessFunction):
-            msg = "a non-keyed stream connected to a broadcast stream needs a " \
-                  "BroadcastProcessFunction"
+            msg = (
+                "a non-keyed stream connected to a broadcast stream needs a "
+                "BroadcastProcessFunction"
+            )
             raise InvalidProgramError(msg)
-        return _two_input(env, "BroadcastProcess", OperatorSpec("broadcast_process", func),
-                          [t0, bp])
+        return _two_input(
+            env, "BroadcastProcess", OperatorSpec("broadcast_process", func), [t0, bp]
+        )
 
 
 class _CoGroupWindowFunction:
@@ -285,14 +303,17 @@ class JoinedStreams:
             msg = "join/co_group needs where(...), equal_to(...) and window(...) before apply()"
             raise InvalidProgramError(msg)
         expected = JoinFunction if self._join else CoGroupFunction
-        if not (isinstance(function, expected) or (callable(function)
-                                                   and not isinstance(function, Function))):
+        if not (
+            isinstance(function, expected)
+            or (callable(function) and not isinstance(function, Function))
+        ):
             msg = f"apply() needs a {expected.__name__} or a callable"
             raise InvalidProgramError(msg)
         env = self.first._env
         key = TaggedKeySelector(self._k1, self._k2)
-        union = UnionTransformation(name="Union",
-                                    inputs=[_tagged(self.first, 0), _tagged(self.second, 1)])
+        union = UnionTransformation(
+            name="Union", inputs=[_tagged(self.first, 0), _tagged(self.second, 1)]
+        )
         env._add(union)
         keyed = KeyedStream(env, _hash(env, union, key), key)
         ws = WindowedStream(keyed, self._assigner)
@@ -346,27 +367,29 @@ class IntervalJoin:
         self._upper_excl = True
         return self
 
-    def process(self, process_join_function: ProcessJoinFunction[Any, Any] | Any,
-                output_type: Any = None) -> DataStream:
+    def process(
+        self, process_join_function: ProcessJoinFunction[Any, Any] | Any, output_type: Any = None
+    ) -> DataStream:
         """Call ``process_element(left, right, ctx)`` for every matching pair."""
         from strom._runtime.operators.co import TaggedKeySelector
 
         if self._lower is None or self._upper is None:
             msg = "interval_join needs between(lower, upper) before process()"
             raise InvalidProgramError(msg)
-        if not (isinstance(process_join_function, ProcessJoinFunction) or (
-                callable(process_join_function)
-                and not isinstance(process_join_function, Function))):
+        if not (
+            isinstance(process_join_function, ProcessJoinFunction)
+            or (callable(process_join_function) and not isinstance(process_join_function, Function))
+        ):
             msg = "process() needs a ProcessJoinFunction or a callable (left, right, ctx)"
             raise InvalidProgramError(msg)
         env = self.first._env
         key = TaggedKeySelector(self.first.get_key_selector(), self.second.get_key_selector())
         lo = self._lower + (1 if self._lower_excl else 0)
         hi = self._upper - (1 if self._upper_excl else 0)
-        spec = OperatorSpec("interval_join", process_join_function,
-                            params={"lower": lo, "upper": hi})
-        inputs = [_hash(env, _tagged(self.first, 0), key),
-                  _hash(env, _tagged(self.second, 1), key)]
+        spec = OperatorSpec(
+            "interval_join", process_join_function, params={"lower": lo, "upper": hi}
+        )
+        inputs = [_hash(env, _tagged(self.first, 0), key), _hash(env, _tagged(self.second, 1), key)]
         return _two_input(env, "IntervalJoin", spec, inputs, key)
 
 

@@ -78,7 +78,7 @@ def _key_selector(key: Any) -> Callable[[Any], Any]:
     elif isinstance(key, str):
         return _field_getter(key)
     elif callable(key) and not isinstance(key, Function):
-        return key  # type: ignore[no-any-return]
+        return key
     msg = (
         f"key_by() needs a KeySelector, a callable record -> key, a tuple index (int) or a "
         f"field name (str); got {type(key).__name__} {key!r}. For a composite key return a "
@@ -105,8 +105,8 @@ def _with_field(value: Any, field: int | str, new: Any) -> Any:
     if isinstance(value, tuple):
         assert isinstance(field, int)
         if hasattr(value, "_replace"):  # namedtuple
-            return value._replace(**{value._fields[field]: new})
-        return value[:field] + (new,) + value[field + 1 :]
+            return value._replace(**{value._fields[field]: new})  # type: ignore[attr-defined]
+        return (*value[:field], new, *value[field + 1 :])
     if isinstance(value, list):
         out = list(value)
         out[field] = new  # type: ignore[index]
@@ -140,9 +140,7 @@ class _FieldAggregator:
         return b if b > a else a
 
     def __call__(self, acc: Any, value: Any) -> Any:
-        if self.get is None or (
-            isinstance(acc, (int, float)) and self.field in (0, None)
-        ):
+        if self.get is None or (isinstance(acc, (int, float)) and self.field in (0, None)):
             return self._combine(acc, value)
         new = self._combine(self.get(acc), self.get(value))
         return _with_field(acc, self.field, new)  # type: ignore[arg-type]
@@ -266,22 +264,23 @@ class DataStream:
         return self._env
 
     # -- transformations ------------------------------------------------------------------
-    def _one_input(
-        self, name: str, spec: OperatorSpec, key_selector: Any = None
-    ) -> Transformation:
-        t = OneInputTransformation(name=name, inputs=[self._t], operator=spec,
-                                   key_selector=key_selector)
+    def _one_input(self, name: str, spec: OperatorSpec, key_selector: Any = None) -> Transformation:
+        t = OneInputTransformation(
+            name=name, inputs=[self._t], operator=spec, key_selector=key_selector
+        )
         self._env._add(t)
         return t
 
-    def map(self, func: MapFunction[Any, Any] | Callable[[Any], Any],
-            output_type: Any = None) -> DataStream:
+    def map(
+        self, func: MapFunction[Any, Any] | Callable[[Any], Any], output_type: Any = None
+    ) -> DataStream:
         """Apply ``func`` to every record (one out per one in)."""
         fn = _check_function(func, MapFunction, "map", "map")
         return DataStream(self._env, self._one_input("Map", OperatorSpec("map", fn)))
 
-    def flat_map(self, func: FlatMapFunction[Any, Any] | Callable[[Any], Any],
-                 output_type: Any = None) -> DataStream:
+    def flat_map(
+        self, func: FlatMapFunction[Any, Any] | Callable[[Any], Any], output_type: Any = None
+    ) -> DataStream:
         """Apply ``func`` to every record; it yields (or returns an iterable of) outputs."""
         fn = _check_function(func, FlatMapFunction, "flat_map", "flat_map")
         return DataStream(self._env, self._one_input("FlatMap", OperatorSpec("flat_map", fn)))
@@ -291,8 +290,9 @@ class DataStream:
         fn = _check_function(func, FilterFunction, "filter", "filter")
         return DataStream(self._env, self._one_input("Filter", OperatorSpec("filter", fn)))
 
-    def process(self, func: ProcessFunction[Any, Any] | Callable[[Any, Any], Any],
-                output_type: Any = None) -> DataStream:
+    def process(
+        self, func: ProcessFunction[Any, Any] | Callable[[Any, Any], Any], output_type: Any = None
+    ) -> DataStream:
         """Run a ``ProcessFunction``: ``process_element(value, ctx)`` yields outputs and may
         emit to side outputs with ``ctx.output(tag, value)``."""
         fn = _check_function(func, ProcessFunction, "process_element", "process")
@@ -319,8 +319,11 @@ class DataStream:
         spec = OperatorSpec("timestamps", params={"strategy": watermark_strategy})
         return DataStream(self._env, self._one_input("Timestamps/Watermarks", spec))
 
-    def key_by(self, key_selector: KeySelector[Any, Any] | Callable[[Any], Any] | int | str,
-               key_type: Any = None) -> KeyedStream:
+    def key_by(
+        self,
+        key_selector: KeySelector[Any, Any] | Callable[[Any], Any] | int | str,
+        key_type: Any = None,
+    ) -> KeyedStream:
         """Partition the stream by key (Flink's ``keyBy``): records with equal keys go to
         the same subtask, which holds their keyed state.
 
@@ -333,7 +336,8 @@ class DataStream:
         """
         selector = _key_selector(key_selector)
         t = PartitionTransformation(
-            name="KeyBy", inputs=[self._t],
+            name="KeyBy",
+            inputs=[self._t],
             partitioner=KeyGroupStreamPartitioner(key_selector=selector),
         )
         self._env._add(t)
@@ -397,16 +401,20 @@ class DataStream:
 
         return CoGroupedStreams(self, other)
 
-    def partition_custom(self, partitioner: Callable[[Any, int], int],
-                         key_selector: Callable[[Any], Any] | KeySelector[Any, Any]) -> DataStream:
+    def partition_custom(
+        self,
+        partitioner: Callable[[Any, int], int],
+        key_selector: Callable[[Any], Any] | KeySelector[Any, Any],
+    ) -> DataStream:
         """Route by ``partitioner(key, num_partitions) -> index``."""
         if not callable(partitioner):
             msg = "partition_custom() needs a callable partitioner(key, num_partitions) -> int"
             raise InvalidProgramError(msg)
         return self._partition(
             "Custom",
-            CustomPartitionerWrapper(partitioner=partitioner,
-                                     key_selector=_key_selector(key_selector)),
+            CustomPartitionerWrapper(
+                partitioner=partitioner, key_selector=_key_selector(key_selector)
+            ),
         )
 
     def union(self, *streams: DataStream) -> DataStream:
@@ -459,7 +467,8 @@ class DataStream:
             msg = f"sink_to() needs a strom.connectors.sink.Sink, got {type(sink).__name__}"
             raise InvalidProgramError(msg)
         t = SinkTransformation(
-            name=type(sink).__name__, inputs=[self._t],
+            name=type(sink).__name__,
+            inputs=[self._t],
             operator=OperatorSpec("sink", params={"sink": sink}),
         )
         self._env._add(t)
@@ -473,8 +482,9 @@ class DataStream:
         s._t.name = "Print to Std. Out"
         return s
 
-    def execute_and_collect(self, job_execution_name: str | None = None,
-                            limit: int | None = None) -> CloseableIterator:
+    def execute_and_collect(
+        self, job_execution_name: str | None = None, limit: int | None = None
+    ) -> CloseableIterator:
         """Run the job and iterate over this stream's records (PyFlink's
         ``execute_and_collect``).
 
@@ -588,8 +598,12 @@ class KeyedStream(DataStream):
         key_selector: ``record -> key``.
     """
 
-    def __init__(self, env: StreamExecutionEnvironment, transformation: Transformation,
-                 key_selector: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        env: StreamExecutionEnvironment,
+        transformation: Transformation,
+        key_selector: Callable[[Any], Any],
+    ) -> None:
         super().__init__(env, transformation)
         self._key_selector = key_selector
 
@@ -649,8 +663,11 @@ class KeyedStream(DataStream):
         f = self._check_field(position_to_max_by, "max_by")
         return self._aggregate("MaxBy", _ByAggregator(f, "max", first))
 
-    def process(self, func: KeyedProcessFunction[Any, Any, Any] | Callable[[Any, Any], Any],
-                output_type: Any = None) -> DataStream:
+    def process(  # type: ignore[override]
+        self,
+        func: KeyedProcessFunction[Any, Any, Any] | Callable[[Any, Any], Any],
+        output_type: Any = None,
+    ) -> DataStream:
         """Run a ``KeyedProcessFunction`` with keyed state and the current key."""
         fn = _check_function(func, KeyedProcessFunction, "process_element", "process")
         if isinstance(func, ProcessFunction):

@@ -119,8 +119,10 @@ class StreamExecutionEnvironment:
         """
         if isinstance(timeout_millis, timedelta):
             timeout_millis = int(timeout_millis.total_seconds() * 1000)
-        if isinstance(timeout_millis, bool) or not isinstance(timeout_millis, int) or (
-            timeout_millis < -1
+        if (
+            isinstance(timeout_millis, bool)
+            or not isinstance(timeout_millis, int)
+            or (timeout_millis < -1)
         ):
             msg = f"buffer timeout must be an int >= -1 (ms), got {timeout_millis!r}"
             raise ConfigurationError(msg)

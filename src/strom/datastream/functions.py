@@ -27,17 +27,17 @@ __all__ = [
     "CoGroupFunction",
     "CoMapFunction",
     "CoProcessFunction",
-    "JoinFunction",
-    "KeyedBroadcastProcessFunction",
-    "KeyedCoProcessFunction",
-    "ProcessJoinFunction",
     "FilterFunction",
     "FlatMapFunction",
     "Function",
+    "JoinFunction",
     "KeySelector",
+    "KeyedBroadcastProcessFunction",
+    "KeyedCoProcessFunction",
     "KeyedProcessFunction",
     "MapFunction",
     "ProcessFunction",
+    "ProcessJoinFunction",
     "ReduceFunction",
     "RuntimeContext",
     "TimerService",
@@ -262,9 +262,7 @@ class KeyedProcessFunction(Function, Generic[KEY, IN, OUT]):
             """EVENT_TIME or PROCESSING_TIME."""
 
     @abc.abstractmethod
-    def process_element(
-        self, value: IN, ctx: KeyedProcessFunction.Context
-    ) -> Iterable[OUT] | None:
+    def process_element(self, value: IN, ctx: KeyedProcessFunction.Context) -> Iterable[OUT] | None:
         """Handle one record of the current key: yield outputs."""
 
     def on_timer(
@@ -324,17 +322,20 @@ class KeyedCoProcessFunction(Function, Generic[KEY, IN, OUT]):
     OnTimerContext = KeyedProcessFunction.OnTimerContext
 
     @abc.abstractmethod
-    def process_element1(self, value: Any,
-                         ctx: KeyedProcessFunction.Context) -> Iterable[Any] | None:
+    def process_element1(
+        self, value: Any, ctx: KeyedProcessFunction.Context
+    ) -> Iterable[Any] | None:
         """Handle a record of the first input (current key set)."""
 
     @abc.abstractmethod
-    def process_element2(self, value: Any,
-                         ctx: KeyedProcessFunction.Context) -> Iterable[Any] | None:
+    def process_element2(
+        self, value: Any, ctx: KeyedProcessFunction.Context
+    ) -> Iterable[Any] | None:
         """Handle a record of the second input (current key set)."""
 
-    def on_timer(self, timestamp: int,
-                 ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[Any] | None:
+    def on_timer(
+        self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+    ) -> Iterable[Any] | None:
         """A timer of the current key fired."""
         return None
 
@@ -429,6 +430,7 @@ class ProcessJoinFunction(Function, Generic[IN, OUT]):
             """Emit to a side output."""
 
     @abc.abstractmethod
-    def process_element(self, left: Any, right: Any,
-                        ctx: ProcessJoinFunction.Context) -> Iterable[Any] | None:
+    def process_element(
+        self, left: Any, right: Any, ctx: ProcessJoinFunction.Context
+    ) -> Iterable[Any] | None:
         """Yield outputs for one joined pair."""

@@ -91,7 +91,7 @@ class Window(abc.ABC):
         """The largest timestamp (epoch ms) that still belongs to the window."""
 
 
-class TimeWindow(tuple, Window):  # type: ignore[type-arg]
+class TimeWindow(tuple, Window):
     """The time interval ``[start, end)`` in epoch ms (Flink's ``TimeWindow``).
 
     A tuple ``(start, end)`` underneath, so hashing and comparison run in C (windows are
@@ -113,23 +113,23 @@ class TimeWindow(tuple, Window):  # type: ignore[type-arg]
     @property
     def start(self) -> int:
         """First millisecond of the window."""
-        return self[0]  # type: ignore[no-any-return]
+        return self[0]
 
     @property
     def end(self) -> int:
         """One past the last millisecond."""
-        return self[1]  # type: ignore[no-any-return]
+        return self[1]
 
     def __repr__(self) -> str:
         return f"TimeWindow(start={self[0]}, end={self[1]})"
 
     def max_timestamp(self) -> int:
         """``end - 1``."""
-        return self[1] - 1  # type: ignore[no-any-return]
+        return self[1] - 1
 
     def intersects(self, other: TimeWindow) -> bool:
         """True if the windows overlap or touch (session merging)."""
-        return self[0] <= other[1] and self[1] >= other[0]  # type: ignore[no-any-return]
+        return self[0] <= other[1] and self[1] >= other[0]
 
     def cover(self, other: TimeWindow) -> TimeWindow:
         """The smallest window containing both."""
@@ -137,7 +137,7 @@ class TimeWindow(tuple, Window):  # type: ignore[type-arg]
 
     @staticmethod
     def get_window_start_with_offset(timestamp: int, offset: int, window_size: int) -> int:
-        """Start of the window of ``window_size`` ms (shifted by ``offset``) holding ``timestamp``."""
+        """Start of the ``window_size`` ms window (shifted by ``offset``) holding ``timestamp``."""
         return timestamp - (timestamp - offset) % window_size
 
 
@@ -198,7 +198,7 @@ class WindowAssigner(abc.ABC, Generic[W]):
         """The windows ``element`` (with ``timestamp``, epoch ms) belongs to."""
 
     @abc.abstractmethod
-    def get_default_trigger(self) -> Trigger[W]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """The trigger used unless ``.trigger(...)`` overrides it."""
 
     @abc.abstractmethod
@@ -210,9 +210,7 @@ class MergingWindowAssigner(WindowAssigner[W]):
     """An assigner whose windows can merge (sessions)."""
 
     @abc.abstractmethod
-    def merge_windows(
-        self, windows: Iterable[W], callback: Callable[[list[W], W], None]
-    ) -> None:
+    def merge_windows(self, windows: Iterable[W], callback: Callable[[list[W], W], None]) -> None:
         """Call ``callback(to_be_merged, merge_result)`` for each group to merge."""
 
 
@@ -268,7 +266,7 @@ class TumblingEventTimeWindows(WindowAssigner[TimeWindow]):
         start = timestamp - (timestamp - self.offset) % self.size
         return [TimeWindow(start, start + self.size)]
 
-    def get_default_trigger(self) -> Trigger[TimeWindow]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """``EventTimeTrigger``."""
         return EventTimeTrigger()
 
@@ -312,8 +310,9 @@ class SlidingEventTimeWindows(WindowAssigner[TimeWindow]):
         ConfigurationError: invalid arguments.
     """
 
-    def __init__(self, size: timedelta | int, slide: timedelta | int,
-                 offset: timedelta | int = 0) -> None:
+    def __init__(
+        self, size: timedelta | int, slide: timedelta | int, offset: timedelta | int = 0
+    ) -> None:
         self.size = _ms(size, "size")
         self.slide = _ms(slide, "slide")
         if self.size <= 0 or self.slide <= 0:
@@ -322,8 +321,9 @@ class SlidingEventTimeWindows(WindowAssigner[TimeWindow]):
         self.offset = _offset_ms(offset, self.slide)
 
     @staticmethod
-    def of(size: timedelta | int, slide: timedelta | int,
-           offset: timedelta | int = 0) -> SlidingEventTimeWindows:
+    def of(
+        size: timedelta | int, slide: timedelta | int, offset: timedelta | int = 0
+    ) -> SlidingEventTimeWindows:
         """Windows of ``size`` every ``slide``."""
         return SlidingEventTimeWindows(size, slide, offset)
 
@@ -340,7 +340,7 @@ class SlidingEventTimeWindows(WindowAssigner[TimeWindow]):
             start -= self.slide
         return out
 
-    def get_default_trigger(self) -> Trigger[TimeWindow]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """``EventTimeTrigger``."""
         return EventTimeTrigger()
 
@@ -357,8 +357,11 @@ class EventTimeSessionWindows(MergingWindowAssigner[TimeWindow]):
         gap_extractor: ``element -> gap ms`` for dynamic gaps.
     """
 
-    def __init__(self, gap: timedelta | int | None = None,
-                 gap_extractor: Callable[[Any], int | timedelta] | None = None) -> None:
+    def __init__(
+        self,
+        gap: timedelta | int | None = None,
+        gap_extractor: Callable[[Any], int | timedelta] | None = None,
+    ) -> None:
         if gap is None and gap_extractor is None:
             msg = "EventTimeSessionWindows needs a gap or a gap extractor"
             raise ConfigurationError(msg)
@@ -396,12 +399,15 @@ class EventTimeSessionWindows(MergingWindowAssigner[TimeWindow]):
             raise ValueError(msg)
         return [TimeWindow(timestamp, timestamp + self._gap_for(element))]
 
-    def merge_windows(self, windows: Iterable[TimeWindow],
-                      callback: Callable[[list[TimeWindow], TimeWindow], None]) -> None:
+    def merge_windows(
+        self,
+        windows: Iterable[TimeWindow],
+        callback: Callable[[list[TimeWindow], TimeWindow], None],
+    ) -> None:
         """Merge overlapping sessions."""
         _merge_time_windows(windows, callback)
 
-    def get_default_trigger(self) -> Trigger[TimeWindow]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """``EventTimeTrigger``."""
         return EventTimeTrigger()
 
@@ -431,7 +437,7 @@ class TumblingProcessingTimeWindows(WindowAssigner[TimeWindow]):
         start = now - (now - self.offset) % self.size
         return [TimeWindow(start, start + self.size)]
 
-    def get_default_trigger(self) -> Trigger[TimeWindow]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """``ProcessingTimeTrigger``."""
         return ProcessingTimeTrigger()
 
@@ -443,13 +449,15 @@ class TumblingProcessingTimeWindows(WindowAssigner[TimeWindow]):
 class SlidingProcessingTimeWindows(WindowAssigner[TimeWindow]):
     """Sliding windows on the wall clock."""
 
-    def __init__(self, size: timedelta | int, slide: timedelta | int,
-                 offset: timedelta | int = 0) -> None:
+    def __init__(
+        self, size: timedelta | int, slide: timedelta | int, offset: timedelta | int = 0
+    ) -> None:
         self._event = SlidingEventTimeWindows(size, slide, offset)
 
     @staticmethod
-    def of(size: timedelta | int, slide: timedelta | int,
-           offset: timedelta | int = 0) -> SlidingProcessingTimeWindows:
+    def of(
+        size: timedelta | int, slide: timedelta | int, offset: timedelta | int = 0
+    ) -> SlidingProcessingTimeWindows:
         """Windows of ``size`` every ``slide`` on processing time."""
         return SlidingProcessingTimeWindows(size, slide, offset)
 
@@ -457,7 +465,7 @@ class SlidingProcessingTimeWindows(WindowAssigner[TimeWindow]):
         """The windows holding the current processing time."""
         return self._event.assign_windows(element, context.get_current_processing_time(), context)
 
-    def get_default_trigger(self) -> Trigger[TimeWindow]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """``ProcessingTimeTrigger``."""
         return ProcessingTimeTrigger()
 
@@ -485,12 +493,15 @@ class ProcessingTimeSessionWindows(MergingWindowAssigner[TimeWindow]):
         now = context.get_current_processing_time()
         return [TimeWindow(now, now + self.gap)]
 
-    def merge_windows(self, windows: Iterable[TimeWindow],
-                      callback: Callable[[list[TimeWindow], TimeWindow], None]) -> None:
+    def merge_windows(
+        self,
+        windows: Iterable[TimeWindow],
+        callback: Callable[[list[TimeWindow], TimeWindow], None],
+    ) -> None:
         """Merge overlapping sessions."""
         _merge_time_windows(windows, callback)
 
-    def get_default_trigger(self) -> Trigger[TimeWindow]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """``ProcessingTimeTrigger``."""
         return ProcessingTimeTrigger()
 
@@ -507,11 +518,13 @@ class GlobalWindows(WindowAssigner[GlobalWindow]):
         """The assigner."""
         return GlobalWindows()
 
-    def assign_windows(self, element: Any, timestamp: int | None, context: Any) -> list[GlobalWindow]:
+    def assign_windows(
+        self, element: Any, timestamp: int | None, context: Any
+    ) -> list[GlobalWindow]:
         """The global window."""
         return [_GLOBAL_WINDOW]
 
-    def get_default_trigger(self) -> Trigger[GlobalWindow]:
+    def get_default_trigger(self) -> Trigger[Any]:
         """``NeverTrigger``: set a trigger with ``.trigger(...)``."""
         return NeverTrigger()
 
@@ -582,16 +595,19 @@ class Trigger(abc.ABC, Generic[W]):
     class OnMergeContext(TriggerContext):
         """Context of ``on_merge``."""
 
-        def merge_partitioned_state(self, state_descriptor: Any) -> None:  # noqa: B027
+        def merge_partitioned_state(self, state_descriptor: Any) -> None:
             """Merge the state of the merged windows into the result window."""
 
     @abc.abstractmethod
-    def on_element(self, element: Any, timestamp: int | None, window: W,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: W, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Called per element added to ``window``."""
 
     @abc.abstractmethod
-    def on_processing_time(self, time: int, window: W, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: W, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """A processing-time timer of this trigger fired."""
 
     @abc.abstractmethod
@@ -620,20 +636,24 @@ class EventTimeTrigger(Trigger[Window]):
         """The trigger."""
         return EventTimeTrigger()
 
-    def on_element(self, element: Any, timestamp: int | None, window: Window,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Fire at once for late elements; otherwise register the end-of-window timer."""
         if window.max_timestamp() <= ctx.get_current_watermark():
             return TriggerResult.FIRE
         ctx.register_event_time_timer(window.max_timestamp())
         return TriggerResult.CONTINUE
 
-    def on_event_time(self, time: int, window: Window, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_event_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Fire at the window's end."""
         return TriggerResult.FIRE if time == window.max_timestamp() else TriggerResult.CONTINUE
 
-    def on_processing_time(self, time: int, window: Window,
-                           ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Ignored."""
         return TriggerResult.CONTINUE
 
@@ -659,18 +679,22 @@ class ProcessingTimeTrigger(Trigger[Window]):
         """The trigger."""
         return ProcessingTimeTrigger()
 
-    def on_element(self, element: Any, timestamp: int | None, window: Window,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Register the end-of-window processing-time timer."""
         ctx.register_processing_time_timer(window.max_timestamp())
         return TriggerResult.CONTINUE
 
-    def on_event_time(self, time: int, window: Window, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_event_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Ignored."""
         return TriggerResult.CONTINUE
 
-    def on_processing_time(self, time: int, window: Window,
-                           ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Fire."""
         return TriggerResult.FIRE
 
@@ -691,17 +715,21 @@ class ProcessingTimeTrigger(Trigger[Window]):
 class NeverTrigger(Trigger[Window]):
     """Never fires (the default of ``GlobalWindows``)."""
 
-    def on_element(self, element: Any, timestamp: int | None, window: Window,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """CONTINUE."""
         return TriggerResult.CONTINUE
 
-    def on_event_time(self, time: int, window: Window, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_event_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """CONTINUE."""
         return TriggerResult.CONTINUE
 
-    def on_processing_time(self, time: int, window: Window,
-                           ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """CONTINUE."""
         return TriggerResult.CONTINUE
 
@@ -734,8 +762,9 @@ class CountTrigger(Trigger[Window]):
 
         return ctx.get_partitioned_state(ValueStateDescriptor(self.STATE))
 
-    def on_element(self, element: Any, timestamp: int | None, window: Window,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Count; fire (and reset) at ``count``."""
         state = self._state(ctx)
         n = (state.value() or 0) + 1
@@ -745,12 +774,15 @@ class CountTrigger(Trigger[Window]):
         state.update(n)
         return TriggerResult.CONTINUE
 
-    def on_event_time(self, time: int, window: Window, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_event_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """CONTINUE."""
         return TriggerResult.CONTINUE
 
-    def on_processing_time(self, time: int, window: Window,
-                           ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """CONTINUE."""
         return TriggerResult.CONTINUE
 
@@ -786,17 +818,21 @@ class PurgingTrigger(Trigger[Window]):
     def _purging(r: TriggerResult) -> TriggerResult:
         return TriggerResult.FIRE_AND_PURGE if r.is_fire() else r
 
-    def on_element(self, element: Any, timestamp: int | None, window: Window,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Nested result, purging on fire."""
         return self._purging(self.nested.on_element(element, timestamp, window, ctx))
 
-    def on_event_time(self, time: int, window: Window, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_event_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Nested result, purging on fire."""
         return self._purging(self.nested.on_event_time(time, window, ctx))
 
-    def on_processing_time(self, time: int, window: Window,
-                           ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Nested result, purging on fire."""
         return self._purging(self.nested.on_processing_time(time, window, ctx))
 
@@ -838,8 +874,9 @@ class ContinuousEventTimeTrigger(Trigger[Window]):
 
         return ctx.get_partitioned_state(ValueStateDescriptor(self.STATE))
 
-    def on_element(self, element: Any, timestamp: int | None, window: Window,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Register the window-end timer and the next interval timer."""
         if window.max_timestamp() <= ctx.get_current_watermark():
             return TriggerResult.FIRE
@@ -852,7 +889,9 @@ class ContinuousEventTimeTrigger(Trigger[Window]):
             ctx.register_event_time_timer(nxt)
         return TriggerResult.CONTINUE
 
-    def on_event_time(self, time: int, window: Window, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_event_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Fire at interval boundaries and at the window's end."""
         if time == window.max_timestamp():
             return TriggerResult.FIRE
@@ -864,8 +903,9 @@ class ContinuousEventTimeTrigger(Trigger[Window]):
             return TriggerResult.FIRE
         return TriggerResult.CONTINUE
 
-    def on_processing_time(self, time: int, window: Window,
-                           ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """CONTINUE."""
         return TriggerResult.CONTINUE
 
@@ -900,8 +940,9 @@ class ContinuousProcessingTimeTrigger(Trigger[Window]):
 
         return ctx.get_partitioned_state(ValueStateDescriptor(self.STATE))
 
-    def on_element(self, element: Any, timestamp: int | None, window: Window,
-                   ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_element(
+        self, element: Any, timestamp: int | None, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Register the next interval timer."""
         state = self._state(ctx)
         if state.value() is None:
@@ -911,12 +952,15 @@ class ContinuousProcessingTimeTrigger(Trigger[Window]):
             ctx.register_processing_time_timer(nxt)
         return TriggerResult.CONTINUE
 
-    def on_event_time(self, time: int, window: Window, ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_event_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """CONTINUE."""
         return TriggerResult.CONTINUE
 
-    def on_processing_time(self, time: int, window: Window,
-                           ctx: Trigger.TriggerContext) -> TriggerResult:
+    def on_processing_time(
+        self, time: int, window: Window, ctx: Trigger.TriggerContext
+    ) -> TriggerResult:
         """Fire and schedule the next interval."""
         state = self._state(ctx)
         if state.value() == time:
@@ -955,13 +999,23 @@ class Evictor(abc.ABC, Generic[W]):
             """The current watermark, epoch ms."""
 
     @abc.abstractmethod
-    def evict_before(self, elements: list[TimestampedValue[Any]], size: int, window: W,
-                     evictor_context: Evictor.EvictorContext) -> None:
+    def evict_before(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: W,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict before the window function runs."""
 
     @abc.abstractmethod
-    def evict_after(self, elements: list[TimestampedValue[Any]], size: int, window: W,
-                    evictor_context: Evictor.EvictorContext) -> None:
+    def evict_after(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: W,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict after the window function ran."""
 
 
@@ -986,14 +1040,24 @@ class CountEvictor(Evictor[Window]):
         if size > self.max_count:
             del elements[: size - self.max_count]
 
-    def evict_before(self, elements: list[TimestampedValue[Any]], size: int, window: Window,
-                     evictor_context: Evictor.EvictorContext) -> None:
+    def evict_before(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict unless ``do_evict_after``."""
         if not self.do_evict_after:
             self._evict(elements, size)
 
-    def evict_after(self, elements: list[TimestampedValue[Any]], size: int, window: Window,
-                    evictor_context: Evictor.EvictorContext) -> None:
+    def evict_after(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict if ``do_evict_after``."""
         if self.do_evict_after:
             self._evict(elements, size)
@@ -1023,14 +1087,24 @@ class TimeEvictor(Evictor[Window]):
         cutoff = max(stamped) - self.window_size
         elements[:] = [e for e in elements if e.timestamp is None or e.timestamp > cutoff]
 
-    def evict_before(self, elements: list[TimestampedValue[Any]], size: int, window: Window,
-                     evictor_context: Evictor.EvictorContext) -> None:
+    def evict_before(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict unless ``do_evict_after``."""
         if not self.do_evict_after:
             self._evict(elements)
 
-    def evict_after(self, elements: list[TimestampedValue[Any]], size: int, window: Window,
-                    evictor_context: Evictor.EvictorContext) -> None:
+    def evict_after(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict if ``do_evict_after``."""
         if self.do_evict_after:
             self._evict(elements)
@@ -1045,15 +1119,20 @@ class DeltaEvictor(Evictor[Window]):
         do_evict_after: evict after instead of before evaluation.
     """
 
-    def __init__(self, threshold: float, delta_function: Callable[[Any, Any], float],
-                 do_evict_after: bool = False) -> None:
+    def __init__(
+        self,
+        threshold: float,
+        delta_function: Callable[[Any, Any], float],
+        do_evict_after: bool = False,
+    ) -> None:
         self.threshold = threshold
         self.delta_function = delta_function
         self.do_evict_after = do_evict_after
 
     @staticmethod
-    def of(threshold: float, delta_function: Callable[[Any, Any], float],
-           do_evict_after: bool = False) -> DeltaEvictor:
+    def of(
+        threshold: float, delta_function: Callable[[Any, Any], float], do_evict_after: bool = False
+    ) -> DeltaEvictor:
         """Evict by delta to the last element."""
         return DeltaEvictor(threshold, delta_function, do_evict_after)
 
@@ -1061,18 +1140,26 @@ class DeltaEvictor(Evictor[Window]):
         if not elements:
             return
         last = elements[-1].value
-        elements[:] = [
-            e for e in elements if self.delta_function(e.value, last) < self.threshold
-        ]
+        elements[:] = [e for e in elements if self.delta_function(e.value, last) < self.threshold]
 
-    def evict_before(self, elements: list[TimestampedValue[Any]], size: int, window: Window,
-                     evictor_context: Evictor.EvictorContext) -> None:
+    def evict_before(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict unless ``do_evict_after``."""
         if not self.do_evict_after:
             self._evict(elements)
 
-    def evict_after(self, elements: list[TimestampedValue[Any]], size: int, window: Window,
-                    evictor_context: Evictor.EvictorContext) -> None:
+    def evict_after(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
         """Evict if ``do_evict_after``."""
         if self.do_evict_after:
             self._evict(elements)
@@ -1084,11 +1171,11 @@ class DeltaEvictor(Evictor[Window]):
 class ProcessWindowFunction(Function, Generic[IN, OUT, KEY, W]):
     """Evaluates a window with full context (Flink's ``ProcessWindowFunction``)."""
 
-    class Context(abc.ABC, Generic[W]):
+    class Context(abc.ABC):
         """Context of one window evaluation; valid only during the call."""
 
         @abc.abstractmethod
-        def window(self) -> W:
+        def window(self) -> Any:
             """The window being evaluated."""
 
         @abc.abstractmethod
@@ -1112,11 +1199,12 @@ class ProcessWindowFunction(Function, Generic[IN, OUT, KEY, W]):
             """Emit to a side output."""
 
     @abc.abstractmethod
-    def process(self, key: KEY, context: ProcessWindowFunction.Context[W],
-                elements: Iterable[IN]) -> Iterable[OUT] | None:
+    def process(
+        self, key: KEY, context: ProcessWindowFunction.Context, elements: Iterable[IN]
+    ) -> Iterable[OUT] | None:
         """Yield the results for one key and window."""
 
-    def clear(self, context: ProcessWindowFunction.Context[W]) -> None:  # noqa: B027
+    def clear(self, context: ProcessWindowFunction.Context) -> None:
         """The window is purged: delete per-window state kept in ``window_state()``."""
 
 
@@ -1126,11 +1214,12 @@ class ProcessAllWindowFunction(Function, Generic[IN, OUT, W]):
     Context = ProcessWindowFunction.Context
 
     @abc.abstractmethod
-    def process(self, context: ProcessWindowFunction.Context[W],
-                elements: Iterable[IN]) -> Iterable[OUT] | None:
+    def process(
+        self, context: ProcessWindowFunction.Context, elements: Iterable[IN]
+    ) -> Iterable[OUT] | None:
         """Yield the results for one window."""
 
-    def clear(self, context: ProcessWindowFunction.Context[W]) -> None:  # noqa: B027
+    def clear(self, context: ProcessWindowFunction.Context) -> None:
         """The window is purged."""
 
 

@@ -132,17 +132,23 @@ class WindowedStream:
         msg = f"{api} needs a {names} or a callable, got {fn!r}"
         raise InvalidProgramError(msg)
 
-    def reduce(self, reduce_function: ReduceFunction[Any] | Any,
-               window_function: Any = None) -> DataStream:
+    def reduce(
+        self, reduce_function: ReduceFunction[Any] | Any, window_function: Any = None
+    ) -> DataStream:
         """Reduce each window incrementally; optionally pass the result to a
         ``ProcessWindowFunction`` (``process(key, ctx, [result])``)."""
         self._check(reduce_function, ReduceFunction, "reduce()")
         self._check_window_fn(window_function, "reduce(..., window_function)")
-        return self._build("Window(Reduce)", "reduce", reduce_function=reduce_function,
-                           window_function=window_function)
+        return self._build(
+            "Window(Reduce)",
+            "reduce",
+            reduce_function=reduce_function,
+            window_function=window_function,
+        )
 
-    def aggregate(self, aggregate_function: AggregateFunction[Any, Any, Any],
-                  window_function: Any = None) -> DataStream:
+    def aggregate(
+        self, aggregate_function: AggregateFunction[Any, Any, Any], window_function: Any = None
+    ) -> DataStream:
         """Aggregate each window incrementally with an ``AggregateFunction``; optionally
         pass ``get_result`` to a ``ProcessWindowFunction``."""
         if not isinstance(aggregate_function, AggregateFunction):
@@ -152,9 +158,12 @@ class WindowedStream:
             )
             raise InvalidProgramError(msg)
         self._check_window_fn(window_function, "aggregate(..., window_function)")
-        return self._build("Window(Aggregate)", "aggregate",
-                           aggregate_function=aggregate_function,
-                           window_function=window_function)
+        return self._build(
+            "Window(Aggregate)",
+            "aggregate",
+            aggregate_function=aggregate_function,
+            window_function=window_function,
+        )
 
     def process(self, process_window_function: Any) -> DataStream:
         """Evaluate each window with all its elements: ``process(key, ctx, elements)``

@@ -92,9 +92,7 @@ class OperatorContext:
     accumulators: dict[str, Accumulator[Any]] = field(default_factory=dict)
     job_parameters: dict[str, str] = field(default_factory=dict)
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
-    processing_time_service: ProcessingTimeService = field(
-        default_factory=ProcessingTimeService
-    )
+    processing_time_service: ProcessingTimeService = field(default_factory=ProcessingTimeService)
 
     def processing_time_ms(self) -> int:
         """Processing time (wall clock, or the test clock) in epoch ms."""
@@ -268,7 +266,7 @@ class StreamingRuntimeContext(RuntimeContext):
                 f"'{self._ctx.name}', which is not on a keyed stream; call key_by() first"
             )
             raise InvalidProgramError(msg)
-        return backend.get_or_create_keyed_state(state_descriptor)  # type: ignore[no-any-return]
+        return backend.get_or_create_keyed_state(state_descriptor)
 
 
 class UdfStreamOperator(StreamOperator):

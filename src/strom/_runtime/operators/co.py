@@ -112,6 +112,7 @@ class _BroadcastContext(ProcessContext):
     """Context with broadcast state access (read-write on the broadcast side)."""
 
     __slots__ = ("read_only",)
+    read_only: bool
 
     def get_broadcast_state(self, state_descriptor: Any) -> Any:
         """The broadcast state of ``state_descriptor`` (a MapStateDescriptor)."""
@@ -206,7 +207,9 @@ class _CoProcessBase(UdfStreamOperator):
             self._create_backend()  # type: ignore[attr-defined]
             b = self.keyed_backend  # type: ignore[attr-defined]
             self.timers = InternalTimerService(
-                b.set_current_key, b.get_current_key, self,
+                b.set_current_key,
+                b.get_current_key,
+                self,
                 self.context.processing_time_service,
             )
             self.ctx = self._keyed_ctx(KeyedTimerService(self.timers))
@@ -426,7 +429,12 @@ class IntervalJoinOperator(UdfStreamOperator, _KeyedMixin):
                 own, other, lo, hi, cleanup_ns = self.left, self.right, self.lower, self.upper, 0
             else:
                 own, other, lo, hi, cleanup_ns = (
-                    self.right, self.left, -self.upper, -self.lower, 1)
+                    self.right,
+                    self.left,
+                    -self.upper,
+                    -self.lower,
+                    1,
+                )
             buf = dict(own.value() or {})
             buf[t] = [*buf.get(t, []), v]
             own.update(buf)
@@ -434,8 +442,7 @@ class IntervalJoinOperator(UdfStreamOperator, _KeyedMixin):
                 if t + lo <= ots <= t + hi:
                     for ov in ovals:
                         left, right = (v, ov) if side == 0 else (ov, v)
-                        self.jctx.left_ts, self.jctx.right_ts = (
-                            (t, ots) if side == 0 else (ots, t))
+                        self.jctx.left_ts, self.jctx.right_ts = (t, ots) if side == 0 else (ots, t)
                         r = self.fn(left, right, self.jctx)
                         if r is not None:
                             n = len(out)
@@ -470,5 +477,7 @@ class IntervalJoinOperator(UdfStreamOperator, _KeyedMixin):
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """Buffers (keyed state) and cleanup timers."""
-        return {"keyed": self.keyed_backend.snapshot(checkpoint_id),
-                "timers": self.timers.snapshot()}
+        return {
+            "keyed": self.keyed_backend.snapshot(checkpoint_id),
+            "timers": self.timers.snapshot(),
+        }

@@ -11,11 +11,11 @@ from typing import Any
 
 from strom._runtime.operators.base import UdfStreamOperator
 from strom._runtime.operators.basic import ProcessContext
+from strom._runtime.time.timer_service import InternalTimerService
 from strom._state.backend import KeyedStateBackend
 from strom._state.factory import create_keyed_state_backend
-from strom.datastream.state import ValueStateDescriptor
-from strom._runtime.time.timer_service import InternalTimerService
 from strom.datastream.functions import KeyedProcessFunction, TimerService
+from strom.datastream.state import ValueStateDescriptor
 from strom.datastream.watermark import TimeDomain
 from strom.errors import UnhashableKeyError
 
@@ -47,7 +47,10 @@ class _KeyedMixin:
             "tuple of those (e.g. tuple(the_list))"
         )
         return UnhashableKeyError(
-            msg, job_id=c.job_id, operator_uid=c.uid, operator_name=c.name,
+            msg,
+            job_id=c.job_id,
+            operator_uid=c.uid,
+            operator_name=c.name,
             subtask_index=c.subtask_index,
         )
 
@@ -176,6 +179,7 @@ class _KeyedContext(ProcessContext, KeyedProcessFunction.OnTimerContext):
     """Per-record (and per-timer) context of a keyed process function."""
 
     __slots__ = ("domain",)
+    domain: TimeDomain
 
     def get_current_key(self) -> Any:
         """The key of the record (or timer) being processed."""
@@ -183,7 +187,7 @@ class _KeyedContext(ProcessContext, KeyedProcessFunction.OnTimerContext):
 
     def time_domain(self) -> TimeDomain:
         """Which clock fired the timer (valid in ``on_timer``)."""
-        return self.domain  # type: ignore[no-any-return]
+        return self.domain
 
 
 class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):

@@ -68,8 +68,11 @@ def create_operator(spec: OperatorSpec) -> StreamOperator:
         try:
             fn = copy.deepcopy(spec.function)
         except Exception as e:  # e.g. a function holding a lock or an open file
-            logger.warning("user function %r cannot be copied per subtask (%s); "
-                           "sharing one instance", spec.function, e)
+            logger.warning(
+                "user function %r cannot be copied per subtask (%s); sharing one instance",
+                spec.function,
+                e,
+            )
             fn = spec.function
         spec = OperatorSpec(spec.kind, fn, spec.params)
     return cls(spec)

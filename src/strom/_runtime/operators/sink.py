@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from strom._runtime.operators.base import StreamOperator
-from strom.connectors.sink import Committer, CommitRequest, Sink, SinkWriter, SinkWriterContext
+from strom.connectors.sink import CommitRequest, Committer, Sink, SinkWriter, SinkWriterContext
 from strom.errors import ConnectorError, TaskError
 
 __all__ = ["SinkWriterOperator"]
@@ -112,6 +112,9 @@ class SinkWriterOperator(StreamOperator):
         c = self.context
         msg = f"sink failed to {what}: {type(exc).__name__}: {exc}"
         return ConnectorError(
-            msg, job_id=c.job_id, operator_uid=c.uid, operator_name=c.name,
+            msg,
+            job_id=c.job_id,
+            operator_uid=c.uid,
+            operator_name=c.name,
             subtask_index=c.subtask_index,
         )

@@ -320,6 +320,9 @@ class SourceOperator(StreamOperator):
         c = self.context
         msg = f"failed to {what}: {type(exc).__name__}: {exc}"
         return ConnectorError(
-            msg, job_id=c.job_id, operator_uid=c.uid, operator_name=c.name,
+            msg,
+            job_id=c.job_id,
+            operator_uid=c.uid,
+            operator_name=c.name,
             subtask_index=c.subtask_index,
         )

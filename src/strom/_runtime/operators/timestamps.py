@@ -50,6 +50,7 @@ class TimestampsAndWatermarksOperator(StreamOperator, WatermarkOutput):
             if self.ts_fn is not None:
                 ts = list(map(self.ts_fn, values))
             else:
+                assert self.assigner is not None
                 extract = self.assigner.extract_timestamp
                 if timestamps is None:
                     ts = [extract(v, None) for v in values]

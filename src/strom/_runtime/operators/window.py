@@ -132,7 +132,7 @@ class _TriggerContext(Trigger.OnMergeContext):
             handle.update(merged)
 
 
-class _WindowContext(ProcessWindowFunction.Context[Any]):
+class _WindowContext(ProcessWindowFunction.Context):
     """Context of one window evaluation."""
 
     def __init__(self, op: WindowOperator) -> None:
@@ -237,7 +237,9 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
             else:
                 self.window_fn = wf
         self.apply_style = self.kind == "apply" or (
-            wf is not None and isinstance(wf, Function) and not hasattr(wf, "process")
+            wf is not None
+            and isinstance(wf, Function)
+            and not hasattr(wf, "process")
             and hasattr(wf, "apply")
         )
         if self.agg is not None and not isinstance(self.agg, AggregateFunction):
@@ -299,10 +301,10 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                 start = t - (t - offset) % size
                 w = cache.get(start)
                 if w is None:
-                    w = cache[start] = assigner.assign_windows(v, t, None)[0]
+                    w = cache[start] = assigner.assign_windows(v, t, self.assigner_ctx)[0]
                 windows: Iterable[Any] = (w,)
             else:
-                windows = assigner.assign_windows(v, t, None)
+                windows = assigner.assign_windows(v, t, self.assigner_ctx)
             assigned = False
             for w in windows:
                 max_ts = w.end - 1
@@ -322,9 +324,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                         self._emit_window(k, w, acc)
                         register(k, w, self._cleanup_time(w))
                         continue
-                    table[kk] = (
-                        agg.add(v, agg.create_accumulator()) if agg is not None else v
-                    )
+                    table[kk] = agg.add(v, agg.create_accumulator()) if agg is not None else v
                     register(k, w, max_ts)
                     if lateness:
                         register(k, w, self._cleanup_time(w))
@@ -399,8 +399,11 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                 result = self.trigger.on_element(value, ts, w, tctx)
                 self._handle_result(key, w, w, result)
                 self._register_cleanup(w)
-        if skipped and self.event_time and ts is not None and (
-            ts + self.lateness <= self.timers.current_watermark
+        if (
+            skipped
+            and self.event_time
+            and ts is not None
+            and (ts + self.lateness <= self.timers.current_watermark)
         ):
             self._late([value], [ts])
 
@@ -439,9 +442,11 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         tctx = self.trigger_ctx
         for new_window in windows:
             groups: list[tuple[list[Any], Any]] = []
-            self.assigner.merge_windows(
-                [*mapping.keys(), new_window], lambda ws, r: groups.append((list(ws), r))
-            )
+
+            def collect(ws: list[Any], r: Any, g: list[tuple[list[Any], Any]] = groups) -> None:
+                g.append((list(ws), r))
+
+            self.assigner.merge_windows([*mapping.keys(), new_window], collect)
             actual = new_window
             for merged, result in groups:
                 existing = [m for m in merged if m in mapping]
@@ -557,13 +562,13 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         self._flush()
         if self._win_cache and len(self._win_cache) > 64:
             limit = watermark.timestamp_ms - self.lateness
-            self._win_cache = {s: w for s, w in self._win_cache.items()
-                               if w.max_timestamp() >= limit}
+            self._win_cache = {
+                s: w for s, w in self._win_cache.items() if w.max_timestamp() >= limit
+            }
         self.output.emit_watermark(watermark)
 
     # -- evaluation -----------------------------------------------------------------------
-    def _emit_window(self, key: Any, window: Any, contents: Any,
-                     state_window: Any = None) -> None:
+    def _emit_window(self, key: Any, window: Any, contents: Any, state_window: Any = None) -> None:
         ts = window.max_timestamp()
         fn = self.window_fn
         if self.evictor is not None:
@@ -574,7 +579,9 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
             values = [e.value for e in elements]
             results = self._call_window_fn(key, window, values)
             self.evictor.evict_after(elements, len(elements), window, self)  # type: ignore[arg-type]
-            self.contents.set_current_namespace(state_window if state_window is not None else window)
+            self.contents.set_current_namespace(
+                state_window if state_window is not None else window
+            )
             if elements:
                 self.contents.update(elements)
             else:
@@ -582,7 +589,9 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         elif self.kind in ("process", "apply"):
             results = self._call_window_fn(key, window, list(contents))
         else:
-            value = self.agg.get_result(contents) if self.kind == "aggregate" and self.agg else contents
+            value = (
+                self.agg.get_result(contents) if self.kind == "aggregate" and self.agg else contents
+            )
             if fn is None:
                 self._out.append(value)
                 self._out_ts.append(ts)
@@ -601,8 +610,11 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                 r = fn(window, elements) if self.is_all else fn(key, window, elements)
             else:
                 self.window_ctx.win = window
-                r = fn(self.window_ctx, elements) if self.is_all else fn(
-                    key, self.window_ctx, elements)
+                r = (
+                    fn(self.window_ctx, elements)
+                    if self.is_all
+                    else fn(key, self.window_ctx, elements)
+                )
             return list(r) if r is not None else None
         except Exception as e:
             raise self.user_error(e, "window function") from e
