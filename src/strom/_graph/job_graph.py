@@ -86,12 +86,18 @@ class JobGraph:
         vertices: vertices in topological order.
         runtime_mode: ``"STREAMING"`` or ``"BATCH"``.
         config: configuration values.
+        checkpoint_config: ``CheckpointConfig.to_dict()`` (interval -1 = disabled).
+        restart_strategy: a ``RestartStrategyConfiguration`` or None (no restart).
+        savepoint_restore: (path, allow_non_restored_state) to start from, or None.
     """
 
     job_name: str
     vertices: list[JobVertex]
     runtime_mode: str
     config: dict[str, Any]
+    checkpoint_config: dict[str, Any] | None = None
+    restart_strategy: Any = None
+    savepoint_restore: tuple[str, bool] | None = None
 
     @classmethod
     def from_stream_graph(cls, sg: StreamGraph) -> JobGraph:

@@ -14,6 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from strom._graph.transformation import SourceTransformation, Transformation
 from strom.config import Configuration
+from strom.datastream.checkpoint_config import (
+    CheckpointConfig,
+    CheckpointingMode,
+    RestartStrategyConfiguration,
+)
 from strom.datastream.data_stream import DataStream
 from strom.datastream.execution import JobClient, JobExecutionResult, RuntimeExecutionMode
 from strom.errors import ConfigurationError, InvalidProgramError
@@ -43,6 +48,9 @@ class StreamExecutionEnvironment:
             self._config = Configuration(configuration)
         self._transformations: list[Transformation] = []
         self._job_parameters: dict[str, str] = {}
+        self._checkpoint_config = CheckpointConfig()
+        self._restart_strategy: RestartStrategyConfiguration | None = None
+        self._savepoint_restore: tuple[str, bool] | None = None
 
     @staticmethod
     def get_execution_environment(
@@ -151,6 +159,63 @@ class StreamExecutionEnvironment:
             self._config.set(key, value)
         return self
 
+    def enable_checkpointing(
+        self,
+        interval: timedelta | int,
+        mode: CheckpointingMode = CheckpointingMode.EXACTLY_ONCE,
+    ) -> StreamExecutionEnvironment:
+        """Take a checkpoint every ``interval`` (timedelta or ms) in ``mode``.
+
+        Raises:
+            ConfigurationError: a non-positive interval or an unknown mode.
+        """
+        self._checkpoint_config.set_checkpoint_interval(interval)
+        self._checkpoint_config.set_checkpointing_mode(mode)
+        return self
+
+    def get_checkpoint_config(self) -> CheckpointConfig:
+        """The checkpoint settings (mutable, Flink style)."""
+        return self._checkpoint_config
+
+    def get_checkpoint_interval(self) -> int:
+        """The checkpoint interval in ms (-1 when disabled)."""
+        return self._checkpoint_config.get_checkpoint_interval()
+
+    def set_restart_strategy(
+        self, restart_strategy_configuration: RestartStrategyConfiguration
+    ) -> StreamExecutionEnvironment:
+        """How the job restarts after failures (``RestartStrategies.fixed_delay_restart``,
+        ...). Default: no restart.
+
+        Raises:
+            ConfigurationError: not a restart strategy descriptor.
+        """
+        if not isinstance(restart_strategy_configuration, RestartStrategyConfiguration):
+            msg = (
+                "set_restart_strategy() needs a RestartStrategies.* descriptor, got "
+                f"{restart_strategy_configuration!r}"
+            )
+            raise ConfigurationError(msg)
+        self._restart_strategy = restart_strategy_configuration
+        return self
+
+    def get_restart_strategy(self) -> RestartStrategyConfiguration | None:
+        """The configured restart strategy (None = no restart)."""
+        return self._restart_strategy
+
+    def set_savepoint_restore(
+        self, path: str, allow_non_restored_state: bool = False
+    ) -> StreamExecutionEnvironment:
+        """Start the next job from a savepoint or retained checkpoint at ``path`` (Flink's
+        ``execution.savepoint.path``); state is matched to operators by uid.
+
+        Args:
+            path: the savepoint/checkpoint directory or its ``_metadata`` file.
+            allow_non_restored_state: tolerate state of uids missing from the job.
+        """
+        self._savepoint_restore = (str(path), bool(allow_non_restored_state))
+        return self
+
     def disable_operator_chaining(self) -> StreamExecutionEnvironment:
         """Run every operator as its own task (for debugging)."""
         self._config.set("pipeline.operator-chaining", False)
@@ -228,7 +293,11 @@ class StreamExecutionEnvironment:
         from strom._graph.stream_graph import StreamGraph
 
         sg = StreamGraph.generate(self._transformations, job_name, dict(self._config))
-        return JobGraph.from_stream_graph(sg)
+        jg = JobGraph.from_stream_graph(sg)
+        jg.checkpoint_config = self._checkpoint_config.to_dict()
+        jg.restart_strategy = self._restart_strategy
+        jg.savepoint_restore = self._savepoint_restore
+        return jg
 
     def get_execution_plan(self) -> str:
         """The chained plan as JSON, in the format of Flink's plan (``/jobs/{id}/plan``):

@@ -1,0 +1,1 @@
+"""Global consistency: checkpoint coordination, storage, restart strategies, savepoints."""
