@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OperatorContext",
+    "RestoredState",
     "OperatorMetrics",
     "Output",
     "StreamOperator",
@@ -99,6 +100,38 @@ class OperatorContext:
         return self.processing_time_service.get_current_processing_time()
 
 
+@dataclass
+class RestoredState:
+    """An operator's snapshots from a checkpoint/savepoint, handed to ``initialize_state``.
+
+    Every subtask gets the snapshots of *all* old subtasks of its uid, so it can pick what
+    belongs to it after a parallelism change: keyed state and timers by key group, splits
+    and committables by ``old_index % parallelism``, broadcast state from subtask 0.
+
+    Attributes:
+        subtask_states: old subtask index -> that subtask's ``snapshot_state`` dict.
+        old_parallelism: the operator's parallelism when the snapshot was taken.
+        checkpoint_id: the restored checkpoint's id.
+    """
+
+    subtask_states: dict[int, dict[str, Any]]
+    old_parallelism: int
+    checkpoint_id: int = 0
+
+    def mine(self, subtask_index: int, parallelism: int) -> list[dict[str, Any]]:
+        """Old subtask states assigned to ``subtask_index`` round-robin (splits,
+        committables, per-subtask writer state)."""
+        return [
+            st for i, st in sorted(self.subtask_states.items()) if i % parallelism == subtask_index
+        ]
+
+    def all(self, field_name: str) -> list[Any]:
+        """``field_name`` of every old subtask that has it, in subtask order."""
+        return [
+            st[field_name] for _i, st in sorted(self.subtask_states.items()) if field_name in st
+        ]
+
+
 class Output:
     """Where an operator emits records and control elements.
 
@@ -137,11 +170,26 @@ class StreamOperator:
         self.context = context
         self.output = output
 
-    def initialize_state(self, state: dict[str, Any] | None) -> None:
-        """Restore from ``state`` (what ``snapshot_state`` returned) or start fresh (None)."""
+    def initialize_state(self, state: RestoredState | None) -> None:
+        """Restore from the snapshots of a checkpoint (see :class:`RestoredState`) or start
+        fresh (None). Called before :meth:`open`."""
+        self.restored = state
 
     def open(self) -> None:
         """Prepare for records (open user functions, create state handles)."""
+
+    restored: RestoredState | None = None
+
+    def key_group_filter(self) -> Any:
+        """``key -> bool``: whether a key belongs to this subtask's key-group range."""
+        from strom._runtime.key_groups import KeyGroupRangeAssignment as A
+
+        c = self.context
+        rng = A.compute_key_group_range_for_operator_index(
+            c.max_parallelism, c.parallelism, c.subtask_index
+        )
+        maxp = c.max_parallelism
+        return lambda key: A.assign_to_key_group(key, maxp) in rng
 
     def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
         """Process a batch; the default calls :meth:`process_element` per record."""
@@ -297,6 +345,11 @@ class UdfStreamOperator(StreamOperator):
                 raise self.user_error(e, "open() of the user function") from e
 
     def close(self) -> None:
-        """Close the user function."""
-        if isinstance(self.user_function, Function):
-            self.user_function.close()
+        """Close the user function; release keyed state (local files of RocksDB)."""
+        try:
+            if isinstance(self.user_function, Function):
+                self.user_function.close()
+        finally:
+            backend = getattr(self, "keyed_backend", None)
+            if backend is not None:
+                backend.dispose()

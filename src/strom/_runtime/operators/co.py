@@ -202,7 +202,11 @@ class _CoProcessBase(UdfStreamOperator):
         fn = self.user_function
         self.f1 = getattr(fn, self.names[0])
         self.f2 = getattr(fn, self.names[1])
-        self._bstate: dict[str, dict[Any, Any]] = getattr(self, "_restored_bstate", {})
+        self._bstate: dict[str, dict[Any, Any]] = {}
+        if self.restored is not None:
+            broadcast = self.restored.all("broadcast")
+            if broadcast:  # every subtask holds the same copy: take subtask 0's
+                self._bstate = {k: dict(v) for k, v in broadcast[0].items()}
         if self.keyed:
             self._create_backend()  # type: ignore[attr-defined]
             b = self.keyed_backend  # type: ignore[attr-defined]
@@ -298,11 +302,6 @@ class _CoProcessBase(UdfStreamOperator):
             msg = "the state backend does not support apply_to_keyed_state"
             raise TypeError(msg)
         apply_all(None, descriptor, function)
-
-    def initialize_state(self, state: dict[str, Any] | None) -> None:
-        """Restore broadcast state (every subtask restores the same copy)."""
-        if state and "broadcast" in state:
-            self._restored_bstate = {k: dict(v) for k, v in state["broadcast"].items()}
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """Keyed state, timers and broadcast state."""
@@ -402,6 +401,7 @@ class IntervalJoinOperator(UdfStreamOperator, _KeyedMixin):
         self.timers = InternalTimerService(
             b.set_current_key, b.get_current_key, self, self.context.processing_time_service
         )
+        self._restore_timers(self.timers)
         self.jctx = _JoinContext(self)
         self.late_records_dropped = 0
         super().open()

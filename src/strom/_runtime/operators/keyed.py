@@ -34,6 +34,19 @@ class _KeyedMixin:
         self.keyed_backend = create_keyed_state_backend(
             c.config, c.job_id, c.uid, c.subtask_index, c.parallelism, c.max_parallelism
         )
+        if self.restored is not None:
+            self.keyed_backend.restore(self.restored.all("keyed"))
+
+    def _restore_timers(self: Any, timers: InternalTimerService) -> None:
+        if self.restored is not None:
+            keep = self.key_group_filter()
+            for snap in self.restored.all("timers"):
+                timers.restore(snap, keep)
+
+    def dispose_backend(self: Any) -> None:
+        backend = getattr(self, "keyed_backend", None)
+        if backend is not None:
+            backend.dispose()
 
     def _bad_key(self: Any, value: Any, exc: Exception) -> UnhashableKeyError:
         c = self.context
@@ -76,10 +89,6 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
         self.batch_mode = self.context.runtime_mode == "BATCH"
         self.batch_keys: dict[Any, None] = {}
         super().open()
-
-    def initialize_state(self, state: dict[str, Any] | None) -> None:
-        """Restore the per-key running values."""
-        self._restored = state
 
     def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
         """Fold each record into its key's running value; emit updates in STREAMING."""
@@ -207,6 +216,7 @@ class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
         self.timers = InternalTimerService(
             b.set_current_key, b.get_current_key, self, self.context.processing_time_service
         )
+        self._restore_timers(self.timers)
         self.ctx = _KeyedContext(self, KeyedTimerService(self.timers))
         on_timer = getattr(self.user_function, "on_timer", None)
         self.on_timer_fn = on_timer if callable(on_timer) else None

@@ -36,10 +36,13 @@ class SinkWriterOperator(StreamOperator):
             job_id=c.job_id,
             operator_uid=c.uid,
         )
-        restored = getattr(self, "_restored", None)
+        mine = (
+            self.restored.mine(c.subtask_index, c.parallelism) if self.restored is not None else []
+        )
         try:
-            if restored is not None:
-                self.writer = sink.restore_writer(wctx, restored.get("writer", []))
+            if self.restored is not None:
+                writer_state = [w for st in mine for w in st.get("writer", [])]
+                self.writer = sink.restore_writer(wctx, writer_state)
             else:
                 self.writer = sink.create_writer(wctx)
             self.committer = sink.create_committer()
@@ -49,13 +52,11 @@ class SinkWriterOperator(StreamOperator):
             raise self._error(e, "create the sink writer") from e
         # committables pre-committed for checkpoints not yet complete: {checkpoint_id: [...]}
         self.pending: dict[int, list[Any]] = {}
-        if restored is not None and restored.get("committables"):
-            # committables of the restored checkpoint completed with it: commit them now
-            self._commit(list(restored["committables"]))
-
-    def initialize_state(self, state: dict[str, Any] | None) -> None:
-        """Remember restored writer state and committables for :meth:`open`."""
-        self._restored = state
+        restored_committables = [c for st in mine for c in st.get("committables", [])]
+        if restored_committables:
+            # the restored checkpoint completed, so its committables must become visible;
+            # the committer is idempotent, so committing again after a crash is safe
+            self._commit(restored_committables)
 
     def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
         """Write a batch."""

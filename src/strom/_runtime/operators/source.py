@@ -255,8 +255,14 @@ class SourceOperator(StreamOperator):
         self.reader.add_splits(splits)
 
     def start(self) -> None:
-        """Start the reader (after restore)."""
+        """Hand restored splits to the reader, then start it."""
         assert self.reader is not None
+        if self.restored is not None:
+            c = self.context
+            splits = [sp for st in self.restored.mine(c.subtask_index, c.parallelism)
+                      for sp in st.get("splits", [])]
+            if splits:
+                self.reader.add_splits(splits)
         self.reader.start()
 
     def emit_next(self, now_ms: int) -> InputStatus:

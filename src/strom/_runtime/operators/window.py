@@ -186,6 +186,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         self.timers = InternalTimerService(
             b.set_current_key, b.get_current_key, self, self.context.processing_time_service
         )
+        self._restore_timers(self.timers)
         self.assigner: WindowAssigner[Any] = p["assigner"]
         self.trigger: Trigger[Any] = p.get("trigger") or self.assigner.get_default_trigger()
         self.evictor: Evictor[Any] | None = p.get("evictor")
@@ -253,9 +254,14 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         return [f for f in fns if isinstance(f, Function)]
 
     def close(self) -> None:
-        """Close every user function."""
-        for f in self._user_functions():
-            f.close()
+        """Close every user function and release the window state."""
+        try:
+            for f in self._user_functions():
+                f.close()
+        finally:
+            backend = getattr(self, "keyed_backend", None)
+            if backend is not None:
+                backend.dispose()
 
     # -- input ----------------------------------------------------------------------------
     def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
