@@ -4,6 +4,8 @@
   ``Watermark`` s and the markers :attr:`TestingSource.EOF` (end the input here) and
   :attr:`TestingSource.ABORT` (fail the job here once, to test recovery).
 - :class:`TestingSink`: collects every record into a list.
+- :class:`OneInputOperatorTestHarness`: drives one operator directly (elements,
+  watermarks, processing time, snapshot and restore); :class:`ManualClock` moves time.
 
 Example::
 
@@ -13,6 +15,14 @@ Example::
     assert out.results == [2, 4, 6]
 """
 
+from strom.testing.clock import ManualClock
+from strom.testing.harness import OneInputOperatorTestHarness
 from strom.testing.sources import TestingAbortError, TestingSink, TestingSource
 
-__all__ = ["TestingAbortError", "TestingSink", "TestingSource"]
+__all__ = [
+    "ManualClock",
+    "OneInputOperatorTestHarness",
+    "TestingAbortError",
+    "TestingSink",
+    "TestingSource",
+]
