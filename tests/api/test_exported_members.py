@@ -14,6 +14,9 @@ PUBLIC_MODULES = [
     "strom.testing",
     "strom.errors",
     "strom.config",
+    "strom.datastream.window",
+    "strom.datastream.state",
+    "strom.datastream.checkpoint_config",
 ]
 
 
