@@ -85,8 +85,7 @@ class KafkaSubscriber:
             missing = [t for t in self.topics if t not in topics or topics[t].error is not None]
             if missing:
                 msg = (
-                    f"Kafka topic(s) {missing} do not exist; create them first or fix "
-                    "set_topics()"
+                    f"Kafka topic(s) {missing} do not exist; create them first or fix set_topics()"
                 )
                 raise ConnectorError(msg)
             for t in self.topics:
@@ -137,7 +136,9 @@ class ConsumerOffsetsRetriever(PartitionOffsetsRetriever):
         res = self.consumer.committed([TP(t, p) for t, p in partitions], _METADATA_TIMEOUT_S)
         return {(r.topic, r.partition): r.offset for r in res if r.offset >= 0}
 
-    def _watermarks(self, partitions: Sequence[TopicPartition], index: int) -> dict[TopicPartition, int]:
+    def _watermarks(
+        self, partitions: Sequence[TopicPartition], index: int
+    ) -> dict[TopicPartition, int]:
         from confluent_kafka import TopicPartition as TP
 
         out: dict[TopicPartition, int] = {}

@@ -26,6 +26,7 @@ from strom.connectors.kafka._split import (
     KafkaPartitionSplit,
     TopicPartition,
 )
+from strom.connectors.kafka.formats import ByteArraySchema
 from strom.connectors.kafka.serialization import (
     DeserializationErrorPolicy,
     KafkaDeserializationFailure,
@@ -38,7 +39,7 @@ from strom.connectors.source import InputStatus, ReaderOutput, SourceReader, Sou
 from strom.errors import ConnectorError, DeserializationError
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer, Message
+    from confluent_kafka import Consumer
 
 __all__ = ["KafkaSourceReader"]
 
@@ -102,10 +103,10 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
         self.no_more_splits = False
         self.pending_commits: dict[int, dict[TopicPartition, int]] = {}
         self._consumer: Consumer | None = None
-        self._value_schema = (
-            deserializer.schema if isinstance(deserializer, _ValueOnly) else None
-        )
+        self._value_schema = deserializer.schema if isinstance(deserializer, _ValueOnly) else None
         self._opened = False
+        self.failures_emitted = 0
+        """Undecodable records emitted as KafkaDeserializationFailure (policy EMIT_FAILURE)."""
 
     # -- lifecycle --------------------------------------------------------------------------
     @property
@@ -187,15 +188,18 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
                 output.release_output_for_split(state.split_id)
             self.finished.clear()
         if not self.splits:
-            return InputStatus.END_OF_INPUT if self.no_more_splits else InputStatus.NOTHING_AVAILABLE
+            if self.no_more_splits:
+                return InputStatus.END_OF_INPUT
+            return InputStatus.NOTHING_AVAILABLE
         messages = self.consumer.consume(self.max_poll_records, 0)
         if not messages:
             return InputStatus.NOTHING_AVAILABLE
         # group by partition, keeping each partition's order
-        groups: dict[TopicPartition, list[Message]] = {}
+        groups: dict[Any, list[Any]] = {}  # (topic, partition) -> messages
+        events: list[Any] = []
         for m in messages:
             if m.error() is not None:
-                self._handle_error_event(m)
+                events.append(m)
                 continue
             tp = (m.topic(), m.partition())
             group = groups.get(tp)
@@ -204,10 +208,12 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
             else:
                 group.append(m)
         for tp, group in groups.items():
-            state = self.splits.get(tp)
-            if state is None:
+            split_state = self.splits.get(tp)
+            if split_state is None:
                 continue  # a message of a partition unassigned meanwhile
-            self._emit(state, group, output)
+            self._emit(split_state, group, output)
+        for m in events:  # after the records: an end-of-partition event follows them
+            self._handle_error_event(m)
         if self.finished:
             for state in self.finished:
                 output.release_output_for_split(state.split_id)
@@ -216,7 +222,7 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
             return InputStatus.END_OF_INPUT
         return InputStatus.MORE_AVAILABLE
 
-    def _emit(self, state: _SplitState, group: list[Message], output: ReaderOutput) -> None:
+    def _emit(self, state: _SplitState, group: list[Any], output: ReaderOutput) -> None:
         stop = state.split.stopping_offset
         if stop is not None and group[-1].offset() >= stop:
             group = [m for m in group if m.offset() < stop]
@@ -229,10 +235,14 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
             schema = self._value_schema
             if schema is not None:
                 try:
-                    for m in group:
-                        values.append(schema.deserialize(m.value()))
-                        ts = m.timestamp()
-                        timestamps.append(ts[1] if ts[0] else _NO_TIMESTAMP)
+                    if type(schema) is ByteArraySchema:
+                        values = [m.value() for m in group]
+                    else:
+                        decode = schema.deserialize
+                        values = [decode(m.value()) for m in group]
+                    timestamps = [
+                        ts[1] if ts[0] else _NO_TIMESTAMP for ts in [m.timestamp() for m in group]
+                    ]
                 except Exception:
                     values, timestamps = self._decode_slow(group)
             else:
@@ -247,7 +257,7 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
         if done:
             self._finish(state)
 
-    def _decode_slow(self, group: list[Message]) -> tuple[list[Any], list[int]]:
+    def _decode_slow(self, group: list[Any]) -> tuple[list[Any], list[int]]:
         """Decode record by record through the full schema, applying the error policy."""
         values: list[Any] = []
         timestamps: list[int] = []
@@ -256,12 +266,12 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
             ts_type, ts = m.timestamp()
             ts_ms = ts if ts_type else _NO_TIMESTAMP
             record = KafkaRecord(
-                m.topic(),  # type: ignore[arg-type]
-                m.partition(),  # type: ignore[arg-type]
-                m.offset(),  # type: ignore[arg-type]
-                m.key(),  # type: ignore[arg-type]
-                m.value(),  # type: ignore[arg-type]
-                m.headers(),  # type: ignore[arg-type]
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                m.key(),
+                m.value(),
+                m.headers(),
                 ts if ts_type else None,
                 _TIMESTAMP_TYPES.get(ts_type, TimestampType.NOT_AVAILABLE),
             )
@@ -272,12 +282,18 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
                 del values[before:]
                 if self.error_policy is DeserializationErrorPolicy.FAIL:
                     raise self._deserialization_error(record, e) from e
-                if before == len(values):
-                    logger.warning(
-                        "undecodable Kafka record at %s-%d offset %d emitted as a "
-                        "KafkaDeserializationFailure: %s: %s",
-                        record.topic, record.partition, record.offset, type(e).__name__, e,
-                    )
+                self.failures_emitted += 1
+                logger.log(
+                    logging.WARNING if self.failures_emitted == 1 else logging.DEBUG,
+                    "undecodable Kafka record at %s-%d offset %d emitted as a "
+                    "KafkaDeserializationFailure (%d so far): %s: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    self.failures_emitted,
+                    type(e).__name__,
+                    e,
+                )
                 values.append(KafkaDeserializationFailure(record, type(e).__name__, str(e)))
             timestamps.extend([ts_ms] * (len(values) - before))
         return values, timestamps
@@ -292,13 +308,13 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
         )
         return DeserializationError(msg, subtask_index=self.context.index_of_subtask())
 
-    def _handle_error_event(self, m: Message) -> None:
+    def _handle_error_event(self, m: Any) -> None:
         from confluent_kafka import KafkaError
 
         err = m.error()
         assert err is not None
         if err.code() == KafkaError._PARTITION_EOF:
-            state = self.splits.get((m.topic(), m.partition()))  # type: ignore[arg-type]
+            state = self.splits.get((m.topic(), m.partition()))
             if state is not None:
                 offset = m.offset()
                 if offset is not None and offset > state.next_offset:

@@ -25,8 +25,9 @@ import socket
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from strom.errors import ConfigurationError, ConnectorError
 
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+"""What a parsed response yields."""
 
 # Kafka API keys and the versions used (all verified against the broker's ApiVersions).
 _API_FIND_COORDINATOR = 10
@@ -59,8 +63,12 @@ PRODUCER_FENCED = 90
 TRANSACTIONAL_ID_NOT_FOUND = 105
 
 _RETRIABLE = frozenset(
-    {COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
-     CONCURRENT_TRANSACTIONS}
+    {
+        COORDINATOR_LOAD_IN_PROGRESS,
+        COORDINATOR_NOT_AVAILABLE,
+        NOT_COORDINATOR,
+        CONCURRENT_TRANSACTIONS,
+    }
 )
 _RETRY_BACKOFF_S = 0.02  # first back-off; doubles up to _RETRY_BACKOFF_MAX_S
 _RETRY_BACKOFF_MAX_S = 0.5  # Kafka's retry.backoff.max.ms is 1 s; recovery is latency-bound
@@ -336,7 +344,12 @@ class TransactionCoordinatorClient:
             return error, TransactionDescription(tid, state, pid, epoch)
 
         return self._call(
-            transactional_id, _API_DESCRIBE_TRANSACTIONS, 0, body, True, parse,
+            transactional_id,
+            _API_DESCRIBE_TRANSACTIONS,
+            0,
+            body,
+            True,
+            parse,
             "describe the transaction",
         )
 
@@ -366,7 +379,12 @@ class TransactionCoordinatorClient:
             return r.int16(), None
 
         self._call(
-            transactional_id, _API_END_TXN, 1, body, False, parse,
+            transactional_id,
+            _API_END_TXN,
+            1,
+            body,
+            False,
+            parse,
             "commit the transaction" if commit else "abort the transaction",
         )
 
@@ -389,7 +407,12 @@ class TransactionCoordinatorClient:
             return error, (r.int64(), r.int16())
 
         return self._call(
-            transactional_id, _API_INIT_PRODUCER_ID, 1, body, False, parse,
+            transactional_id,
+            _API_INIT_PRODUCER_ID,
+            1,
+            body,
+            False,
+            parse,
             "fence the transactional id",
         )
 
@@ -407,9 +430,9 @@ class TransactionCoordinatorClient:
         version: int,
         body: bytes,
         flexible: bool,
-        parse: Any,
+        parse: Callable[[_Reader], tuple[int, R]],
         what: str,
-    ) -> Any:
+    ) -> R:
         deadline = time.monotonic() + self._timeout_s
         backoff = _RETRY_BACKOFF_S
         last: str = "no attempt"
@@ -456,9 +479,7 @@ class TransactionCoordinatorClient:
         return self._connect(address)
 
     def _find_coordinator(self, transactional_id: str) -> tuple[str, int]:
-        body = (
-            _Writer().string(transactional_id).int8(_COORDINATOR_TYPE_TRANSACTION).bytes()
-        )
+        body = _Writer().string(transactional_id).int8(_COORDINATOR_TYPE_TRANSACTION).bytes()
         errors: list[str] = []
         for address in self._bootstrap:
             try:

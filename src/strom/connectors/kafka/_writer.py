@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from strom.connectors.kafka._txn_client import (
     KafkaProtocolError,
     TransactionCoordinatorClient,
 )
+from strom.connectors.kafka.serialization import _BuiltSerializationSchema as _Built
 from strom.connectors.sink import CommitRequest, Committer, SinkWriter, SinkWriterContext
 from strom.errors import ConnectorError
 
@@ -244,6 +246,41 @@ class KafkaWriter(SinkWriter[Any, KafkaCommittable]):
         if self._error is not None:
             self._raise_delivery_error()
         producer = self._ensure_producer()
+        fast = self.serializer.fast_path() if isinstance(self.serializer, _Built) else None
+        if fast is not None:
+            n = self._write_fast(producer, fast, values, timestamps_ms)
+        else:
+            n = self._write_records(producer, values, timestamps_ms)
+        if n:
+            self._has_records = True
+            self.records_written += n
+        producer.poll(0)
+
+    def _write_fast(
+        self,
+        producer: Producer,
+        fast: tuple[str, Callable[[Any], bytes | None], Callable[[Any], bytes | None] | None],
+        values: list[Any],
+        timestamps_ms: list[int] | None,
+    ) -> int:
+        """Fixed topic, no headers, no partitioner: produce without record objects."""
+        topic, value_fn, key_fn = fast
+        produce = producer.produce
+        for i, value in enumerate(values):
+            key = None if key_fn is None else key_fn(value)
+            ts = 0 if timestamps_ms is None else timestamps_ms[i]  # 0: "now" for librdkafka
+            while True:
+                try:
+                    produce(topic, value_fn(value), key, timestamp=ts if ts > 0 else 0)
+                    break
+                except BufferError:  # local queue full: serve delivery reports, then retry
+                    producer.poll(0.05)
+        return len(values)
+
+    def _write_records(
+        self, producer: Producer, values: list[Any], timestamps_ms: list[int] | None
+    ) -> int:
+        """The general path: one KafkaProducerRecord per element."""
         produce = producer.produce
         serialize = self.serializer.serialize
         n = 0
@@ -265,10 +302,7 @@ class KafkaWriter(SinkWriter[Any, KafkaCommittable]):
                 except BufferError:  # local queue full: serve delivery reports, then retry
                     producer.poll(0.05)
             n += 1
-        if n:
-            self._has_records = True
-            self.records_written += n
-        producer.poll(0)
+        return n
 
     def _flush_producer(self) -> None:
         producer = self._producer
@@ -331,7 +365,9 @@ class KafkaWriter(SinkWriter[Any, KafkaCommittable]):
     def _connector_error(self, msg: str) -> ConnectorError:
         c = self.context
         return ConnectorError(
-            msg, job_id=c.job_id or None, operator_uid=c.operator_uid or None,
+            msg,
+            job_id=c.job_id or None,
+            operator_uid=c.operator_uid or None,
             subtask_index=c.subtask_index,
         )
 
@@ -415,7 +451,8 @@ class KafkaCommitter(Committer[KafkaCommittable]):
             "records are lost. Make transaction.timeout.ms (and the broker's "
             "transaction.max.timeout.ms) longer than the longest expected downtime, and use "
             "a transactional id prefix that no other job uses.",
-            tid, why,
+            tid,
+            why,
         )
 
     def close(self) -> None:

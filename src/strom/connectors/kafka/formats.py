@@ -86,6 +86,12 @@ class _LazyCodec:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.__getstate__() == other.__getstate__()
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
 
 class ByteArraySchema(DeserializationSchema[bytes], SerializationSchema[bytes]):
     """Passes raw ``bytes`` through unchanged (both directions).
@@ -97,7 +103,7 @@ class ByteArraySchema(DeserializationSchema[bytes], SerializationSchema[bytes]):
         """Return ``message`` as is."""
         return message
 
-    def serialize(self, element: bytes | None) -> bytes | None:
+    def serialize(self, element: bytes | bytearray | memoryview | None) -> bytes | None:
         """Return ``element`` as ``bytes``.
 
         Raises:
@@ -171,7 +177,7 @@ class JsonDeserializationSchema(_LazyCodec, DeserializationSchema[Any]):
             dataclass, a ``TypedDict`` or ``list[int]``.
     """
 
-    def __init__(self, type: Any = Any) -> None:  # noqa: A002 - mirrors msgspec's name
+    def __init__(self, type: Any = Any) -> None:
         """Create the schema; see the class docstring."""
         try:
             msgspec.json.Decoder(type)
@@ -221,7 +227,8 @@ class JsonSerializationSchema(_LazyCodec, SerializationSchema[Any]):
         codec = self._codec
         if codec is None:
             codec = self._codec = msgspec.json.Encoder(enc_hook=self.enc_hook)
-        return codec.encode(element)  # type: ignore[no-any-return]
+        encoded: bytes = codec.encode(element)
+        return encoded
 
     def __repr__(self) -> str:
         return "JsonSerializationSchema()"

@@ -146,11 +146,11 @@ class OffsetsInitializer(abc.ABC):
                 ``confluent_kafka.TopicPartition`` objects.
             reset_strategy: for partitions missing from ``offsets``; NONE fails.
         """
-        normalized = {to_topic_partition(tp): _check_offset(o) for tp, o in offsets.items()}
+        normalized = {_to_topic_partition(tp): _check_offset(o) for tp, o in offsets.items()}
         return _Specific(tuple(sorted(normalized.items())), reset_strategy)
 
 
-def to_topic_partition(tp: Any) -> TopicPartition:
+def _to_topic_partition(tp: Any) -> TopicPartition:
     """Normalize ``(topic, partition)`` or a ``confluent_kafka.TopicPartition``.
 
     Raises:
@@ -268,13 +268,13 @@ class _Timestamp(OffsetsInitializer):
 
 @dataclass(frozen=True)
 class _Specific(OffsetsInitializer):
-    offsets: tuple[tuple[TopicPartition, int], ...]
+    given: tuple[tuple[TopicPartition, int], ...]
     reset_strategy: OffsetResetStrategy = field(default=OffsetResetStrategy.EARLIEST)
 
     def get_partition_offsets(
         self, partitions: Sequence[TopicPartition], retriever: PartitionOffsetsRetriever
     ) -> dict[TopicPartition, int]:
-        given = dict(self.offsets)
+        given = dict(self.given)
         out = {tp: given[tp] for tp in partitions if tp in given}
         missing = [tp for tp in partitions if tp not in given]
         out.update(_reset(missing, self.reset_strategy, retriever, "no offset was given"))
@@ -284,4 +284,4 @@ class _Specific(OffsetsInitializer):
         return self.reset_strategy
 
     def __repr__(self) -> str:
-        return f"OffsetsInitializer.offsets({dict(self.offsets)!r})"
+        return f"OffsetsInitializer.offsets({dict(self.given)!r})"

@@ -143,7 +143,7 @@ class KafkaRecordDeserializationSchema(abc.ABC, Generic[T]):
     :meth:`value_only` for the common case of decoding just the value.
     """
 
-    def open(self) -> None:  # noqa: B027 - optional hook
+    def open(self) -> None:
         """Called once per reader before the first record."""
 
     @abc.abstractmethod
@@ -190,6 +190,12 @@ class _ValueOnly(KafkaRecordDeserializationSchema[T]):
     def __repr__(self) -> str:
         return f"KafkaRecordDeserializationSchema.value_only({self.schema!r})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ValueOnly) and other.schema == self.schema
+
+    def __hash__(self) -> int:
+        return hash((_ValueOnly, self.schema))
+
 
 class _KeyValue(KafkaRecordDeserializationSchema[tuple[Any, Any]]):
     def __init__(
@@ -204,7 +210,10 @@ class _KeyValue(KafkaRecordDeserializationSchema[tuple[Any, Any]]):
         )
 
     def __repr__(self) -> str:
-        return f"KafkaRecordDeserializationSchema.key_value({self.key_schema!r}, {self.value_schema!r})"
+        return (
+            f"KafkaRecordDeserializationSchema.key_value({self.key_schema!r}, "
+            f"{self.value_schema!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +245,7 @@ class KafkaRecordSerializationSchema(abc.ABC, Generic[T]):
     writer's task thread for every element.
     """
 
-    def open(self) -> None:  # noqa: B027 - optional hook
+    def open(self) -> None:
         """Called once per writer before the first element."""
 
     @abc.abstractmethod
@@ -258,7 +267,8 @@ def _as_serializer(schema: Any, what: str) -> Callable[[Any], bytes | None]:
     if isinstance(schema, SerializationSchema):
         return schema.serialize
     if callable(schema):
-        return schema  # type: ignore[no-any-return]
+        fn: Callable[[Any], bytes | None] = schema
+        return fn
     msg = (
         f"{what} must be a SerializationSchema or a callable element -> bytes | None, "
         f"got {schema!r}"
@@ -286,6 +296,15 @@ class _BuiltSerializationSchema(KafkaRecordSerializationSchema[Any]):
         self.partitioner = partitioner
         self._value_fn = _as_serializer(value, "value")
         self._key_fn = None if key is None else _as_serializer(key, "key")
+
+    def fast_path(
+        self,
+    ) -> tuple[str, Callable[[Any], bytes | None], Callable[[Any], bytes | None] | None] | None:
+        """``(topic, value_fn, key_fn)`` when records need nothing else (the writer then
+        produces without building a KafkaProducerRecord per element), else None."""
+        if self.topic is None or self.headers is not None or self.partitioner is not None:
+            return None
+        return self.topic, self._value_fn, self._key_fn
 
     def serialize(self, element: Any, timestamp_ms: int | None) -> KafkaProducerRecord | None:
         topic = self.topic if self.topic_selector is None else self.topic_selector(element)
@@ -404,6 +423,10 @@ class KafkaRecordSerializationSchemaBuilder(Generic[T]):
             msg = "KafkaRecordSerializationSchema needs set_value_serialization_schema()"
             raise ConfigurationError(msg)
         return _BuiltSerializationSchema(
-            self._topic, self._topic_selector, self._key, self._value, self._headers,
+            self._topic,
+            self._topic_selector,
+            self._key,
+            self._value,
+            self._headers,
             self._partitioner,
         )

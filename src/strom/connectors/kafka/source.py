@@ -41,7 +41,7 @@ from strom.connectors.kafka.formats import DeserializationSchema
 from strom.connectors.kafka.offsets import (
     OffsetResetStrategy,
     OffsetsInitializer,
-    to_topic_partition,
+    _to_topic_partition,
 )
 from strom.connectors.kafka.serialization import (
     DeserializationErrorPolicy,
@@ -64,6 +64,7 @@ DEFAULT_PARTITION_DISCOVERY_INTERVAL_MS = 300_000
 DEFAULT_MAX_POLL_RECORDS = 1000
 """Records per ``poll_next`` (``max.poll.records``): Strom's usual batch size."""
 DEFAULT_CLIENT_ID_PREFIX = "strom-kafka-source"
+_EARLIEST = OffsetsInitializer.earliest()
 _PLACEHOLDER_GROUP_ID = "strom-kafka-source-no-group"
 """librdkafka needs a group.id even for assign-only consumers; this one never commits."""
 
@@ -99,7 +100,7 @@ class KafkaSource(Source[Any, KafkaPartitionSplit, KafkaSourceEnumState]):
     subscriber: KafkaSubscriber
     deserializer: KafkaRecordDeserializationSchema[Any]
     group_id: str | None = None
-    starting_offsets: OffsetsInitializer = OffsetsInitializer.earliest()
+    starting_offsets: OffsetsInitializer = _EARLIEST
     stopping_offsets: OffsetsInitializer | None = None
     boundedness: Boundedness = Boundedness.CONTINUOUS_UNBOUNDED
     error_policy: DeserializationErrorPolicy = DeserializationErrorPolicy.FAIL
@@ -143,9 +144,7 @@ class KafkaSource(Source[Any, KafkaPartitionSplit, KafkaSourceEnumState]):
             enable_auto_commit=False,
             enable_auto_offset_store=False,
             enable_partition_eof=True,
-            auto_offset_reset=self.starting_offsets.get_auto_offset_reset_strategy().value
-            if self.starting_offsets.get_auto_offset_reset_strategy() is not OffsetResetStrategy.NONE
-            else "error",
+            auto_offset_reset=_auto_offset_reset(self.starting_offsets),
         )
 
     # -- Source -----------------------------------------------------------------------------
@@ -269,7 +268,7 @@ class KafkaSourceBuilder:
 
     def set_partitions(self, partitions: Iterable[Any]) -> KafkaSourceBuilder:
         """Read exactly these ``(topic, partition)`` pairs."""
-        tps = sorted({to_topic_partition(tp) for tp in partitions})
+        tps = sorted({_to_topic_partition(tp) for tp in partitions})
         if not tps:
             msg = "set_partitions needs at least one (topic, partition)"
             raise ConfigurationError(msg)
@@ -313,9 +312,7 @@ class KafkaSourceBuilder:
         self._deserializer = deserializer
         return self
 
-    def set_value_only_deserializer(
-        self, schema: DeserializationSchema[Any]
-    ) -> KafkaSourceBuilder:
+    def set_value_only_deserializer(self, schema: DeserializationSchema[Any]) -> KafkaSourceBuilder:
         """Decode only record values, e.g. with ``SimpleStringSchema()``."""
         self._deserializer = KafkaRecordDeserializationSchema.value_only(schema)
         return self
@@ -411,8 +408,17 @@ class KafkaSourceBuilder:
         )
 
 
+def _auto_offset_reset(initializer: OffsetsInitializer) -> str:
+    """librdkafka's ``auto.offset.reset`` for an initializer (``error`` for NONE)."""
+    strategy = initializer.get_auto_offset_reset_strategy()
+    return "error" if strategy is OffsetResetStrategy.NONE else strategy.value
+
+
 def _check_initializer(initializer: Any, api: str) -> OffsetsInitializer:
     if not isinstance(initializer, OffsetsInitializer):
-        msg = f"{api} needs an OffsetsInitializer (e.g. OffsetsInitializer.latest()), got {initializer!r}"
+        msg = (
+            f"{api} needs an OffsetsInitializer (e.g. OffsetsInitializer.latest()), "
+            f"got {initializer!r}"
+        )
         raise ConfigurationError(msg)
     return initializer
