@@ -15,6 +15,9 @@ PUBLIC_MODULES = [
     "strom.errors",
     "strom.config",
     "strom.datastream.window",
+    "strom.datastream.trigger",
+    "strom.datastream.evictor",
+    "strom.datastream.window_function",
     "strom.datastream.state",
     "strom.datastream.checkpoint_config",
 ]
