@@ -239,7 +239,8 @@ class IntSerializer(TypeSerializer[int]):
     def deserialize(self, data: bytes) -> int:
         """Decode an int."""
         if len(data) == 8:
-            return _I64.unpack(data)[0]  # type: ignore[no-any-return]
+            v: int = _I64.unpack(data)[0]
+            return v
         return int.from_bytes(data, "big", signed=True)
 
 
@@ -258,7 +259,8 @@ class FloatSerializer(TypeSerializer[float]):
 
     def deserialize(self, data: bytes) -> float:
         """Decode a float."""
-        return _F64.unpack(data)[0]  # type: ignore[no-any-return]
+        v: float = _F64.unpack(data)[0]
+        return v
 
 
 class StrSerializer(TypeSerializer[str]):
@@ -451,13 +453,15 @@ class KeySerializer(TypeSerializer[Any]):
         """
         t = type(value)
         if t is str:
-            return b"s" + value.encode("utf-8", "surrogatepass")
+            s: str = value
+            return b"s" + s.encode("utf-8", "surrogatepass")
         if t is int:
+            i: int = value
             try:
-                return b"i" + _I64.pack(value)
+                return b"i" + _I64.pack(i)
             except struct.error:
-                n = (value.bit_length() + 8) // 8
-                return b"I" + value.to_bytes(n, "big", signed=True)
+                n = (i.bit_length() + 8) // 8
+                return b"I" + i.to_bytes(n, "big", signed=True)
         return self._encode_other(value, t)
 
     def _encode_other(self, value: Any, t: type) -> bytes:
@@ -471,7 +475,8 @@ class KeySerializer(TypeSerializer[Any]):
                 return self.serialize(int(value))
             return b"f" + _F64.pack(value)
         if t is bytes:
-            return b"b" + value
+            raw: bytes = value
+            return b"b" + raw
         if t is tuple:
             parts = [b"t"]
             for e in value:

@@ -10,9 +10,12 @@ snapshots, TTL flag) and the data of each non-empty key group in one of two enco
   user value for value/reducing/aggregating state, a list for list state, a dict for
   map state; with TTL every value, list element and map value is a ``(value,
   last_access_ms)`` tuple.
-* ``"rocksdb"`` (written by the RocksDB backend): ``{key_group: {state name: [(entry key
-  without the 2-byte key group, entry value), ...]}}`` with the raw bytes of
-  :mod:`strom._state.key_layout`, sorted by key.
+* ``"rocksdb"`` (written by the RocksDB backend): ``{key_group: {state name: blob}}``
+  where the blob packs the state's raw RocksDB entries of that key group, sorted by key
+  (:func:`~strom._state.key_layout.encode_entries`: ``varint len | entry key | varint
+  len | entry value`` each, entry keys laid out as in :mod:`strom._state.key_layout`). One
+  bytes object per key group and state keeps the snapshot's memory close to the raw
+  data size.
 
 Both backends restore both encodings (:func:`heap_entries_from_rocksdb` and
 :func:`rocksdb_entries_from_heap` convert with the serializers of the meta info), so a job
@@ -29,13 +32,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strom._runtime.key_groups import KeyGroupRange
-from strom._state.key_layout import KEY_SERIALIZER, namespace_part
+from strom._state.key_layout import (
+    KEY_SERIALIZER,
+    decode_entries,
+    key_group_prefix,
+    len_prefixed,
+    namespace_part,
+    split_entry_key,
+)
 from strom._state.serializers import (
     NullableSerializer,
     TtlSerializer,
     TypeSerializer,
     TypeSerializerSnapshot,
-    encode_varint,
 )
 from strom.errors import InvalidProgramError
 
@@ -51,6 +60,7 @@ __all__ = [
     "OperatorStateEntry",
     "OperatorStateSnapshot",
     "StateMetaInfo",
+    "check_keyed_snapshot",
     "check_version",
     "heap_entries_from_rocksdb",
     "rocksdb_entries_from_heap",
@@ -131,6 +141,26 @@ def check_version(found: int, supported: int, what: str) -> None:
         msg = (
             f"{what} has format version {found!r}, but this Strom reads versions 1 to "
             f"{supported}; restore it with a newer Strom"
+        )
+        raise InvalidProgramError(msg)
+
+
+def check_keyed_snapshot(snap: Any, max_parallelism: int) -> None:
+    """Validate a keyed snapshot before restoring it.
+
+    Raises:
+        InvalidProgramError: not a :class:`KeyedStateSnapshot`, an unknown format version,
+            or another ``max_parallelism``.
+    """
+    if not isinstance(snap, KeyedStateSnapshot):
+        msg = f"not a keyed state snapshot: {type(snap).__name__}"
+        raise InvalidProgramError(msg)
+    check_version(snap.format_version, KEYED_SNAPSHOT_VERSION, "a keyed state snapshot")
+    if snap.max_parallelism != max_parallelism:
+        msg = (
+            f"keyed state was written with max_parallelism {snap.max_parallelism} but the "
+            f"operator now has max_parallelism {max_parallelism}; key groups cannot be "
+            "remapped, so keep max_parallelism fixed for the life of the state"
         )
         raise InvalidProgramError(msg)
 
@@ -238,14 +268,9 @@ class KeyedStateSnapshot:
         )
 
 
-def _len_prefixed(data: bytes) -> bytes:
-    return encode_varint(len(data)) + data
-
-
-def heap_entries_from_rocksdb(
-    meta: StateMetaInfo, entries: list[tuple[bytes, bytes]]
-) -> Iterator[tuple[Any, Any, Any]]:
-    """Decode one state's RocksDB-format entries of one key group.
+def heap_entries_from_rocksdb(meta: StateMetaInfo, blob: bytes) -> Iterator[tuple[Any, Any, Any]]:
+    """Decode one state's RocksDB-format entries of one key group (a blob of
+    :func:`~strom._state.key_layout.encode_entries`).
 
     Yields:
         ``(namespace, key, internal value)`` in heap form (lists and dicts assembled).
@@ -253,15 +278,13 @@ def heap_entries_from_rocksdb(
     Raises:
         LookupError: a serializer of the snapshot cannot be restored.
     """
-    from strom._state.key_layout import split_entry_key
-
     vser = meta.entry_value_serializer()
     de = vser.deserialize
     if meta.kind in (LIST, MAP):
         uk_de = KEY_SERIALIZER.deserialize
         groups: dict[tuple[Any, Any], Any] = {}
-        for kb, vb in entries:
-            key, ns, suffix = split_entry_key(kb, 0)
+        for kb, vb in decode_entries(blob):
+            key, ns, suffix = split_entry_key(kb)
             if meta.kind == LIST:
                 groups.setdefault((key, ns), []).append(de(vb))
             else:
@@ -269,23 +292,24 @@ def heap_entries_from_rocksdb(
         for (key, ns), v in groups.items():
             yield ns, key, v
     else:
-        for kb, vb in entries:
-            key, ns, _ = split_entry_key(kb, 0)
+        for kb, vb in decode_entries(blob):
+            key, ns, _ = split_entry_key(kb)
             yield ns, key, de(vb)
 
 
 def rocksdb_entries_from_heap(
-    meta: StateMetaInfo, namespaces: dict[Any, dict[Any, Any]], first_seq: int
+    meta: StateMetaInfo, key_group: int, namespaces: dict[Any, dict[Any, Any]], first_seq: int
 ) -> tuple[list[tuple[bytes, bytes]], int]:
     """Encode one state's heap-format data of one key group as RocksDB entries.
 
     Args:
         meta: the state's meta info (serializers).
+        key_group: the key group of the data.
         namespaces: ``{namespace: {key: internal value}}``.
         first_seq: the next free list-element sequence number.
 
     Returns:
-        ``(entries without the key-group prefix, next free sequence number)``.
+        ``(sorted (entry key, entry value) pairs, next free sequence number)``.
 
     Raises:
         LookupError: a serializer of the snapshot cannot be restored.
@@ -293,11 +317,12 @@ def rocksdb_entries_from_heap(
     ser = meta.entry_value_serializer().serialize
     key_ser = KEY_SERIALIZER.serialize
     out: list[tuple[bytes, bytes]] = []
+    kg_prefix = key_group_prefix(key_group)
     seq = first_seq
     for ns, table in namespaces.items():
         ns_b = namespace_part(ns)
         for key, value in table.items():
-            prefix = _len_prefixed(key_ser(key)) + ns_b
+            prefix = kg_prefix + len_prefixed(key_ser(key)) + ns_b
             if meta.kind == LIST:
                 for e in value:
                     out.append((prefix + seq.to_bytes(8, "big"), ser(e)))

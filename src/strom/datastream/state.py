@@ -366,84 +366,6 @@ def _to_ms(ttl: Any) -> int:
 
 
 @dataclass(frozen=True)
-class _IncrementalCleanupStrategy:
-    """Check ``cleanup_size`` entries per state access (and per record if asked)."""
-
-    cleanup_size: int
-    every_record: bool
-
-    def get_cleanup_size(self) -> int:
-        """Entries checked per state access."""
-        return self.cleanup_size
-
-    def run_cleanup_for_every_record(self) -> bool:
-        """Whether the cleanup also runs once per processed record."""
-        return self.every_record
-
-
-@dataclass(frozen=True)
-class _RocksdbCompactFilterCleanupStrategy:
-    """Drop expired entries while RocksDB compacts (refreshing the time every N entries)."""
-
-    query_time_after_num_entries: int
-
-    def get_query_time_after_num_entries(self) -> int:
-        """Entries processed between two reads of the current time."""
-        return self.query_time_after_num_entries
-
-
-@dataclass(frozen=True)
-class _CleanupStrategies:
-    """Which background cleanups of expired state are configured."""
-
-    full_snapshot: bool = False
-    incremental: _IncrementalCleanupStrategy | None = None
-    rocksdb_compact_filter: _RocksdbCompactFilterCleanupStrategy | None = None
-    is_cleanup_in_background: bool = True
-
-    def in_full_snapshot(self) -> bool:
-        """True if expired entries are left out of full snapshots."""
-        return self.full_snapshot
-
-    def get_incremental_cleanup_strategy(self) -> _IncrementalCleanupStrategy | None:
-        """The incremental cleanup (heap backend), or None."""
-        return self.incremental
-
-    def get_rocksdb_compact_filter_cleanup_strategy(
-        self,
-    ) -> _RocksdbCompactFilterCleanupStrategy | None:
-        """The compaction-filter cleanup (RocksDB backend), or None."""
-        return self.rocksdb_compact_filter
-
-
-class _UpdateType(enum.Enum):
-    """When the last-access timestamp of a state entry is refreshed."""
-
-    Disabled = 0
-    """TTL is disabled; state never expires."""
-    OnCreateAndWrite = 1
-    """Set when the entry is created and on every write."""
-    OnReadAndWrite = 2
-    """As ``OnCreateAndWrite``, and also on every read."""
-
-
-class _StateVisibility(enum.Enum):
-    """Whether an expired value that is still stored may be returned."""
-
-    ReturnExpiredIfNotCleanedUp = 0
-    """Return an expired value once if it was not cleaned up yet (it is removed then)."""
-    NeverReturnExpired = 1
-    """Treat expired values as absent."""
-
-
-class _TtlTimeCharacteristic(enum.Enum):
-    """The clock of state TTL."""
-
-    ProcessingTime = 0
-    """The wall clock of the task (epoch milliseconds)."""
-
-
-@dataclass(frozen=True)
 class StateTtlConfig:
     """Time-to-live of keyed state entries (Flink's ``StateTtlConfig``).
 
@@ -470,16 +392,87 @@ class StateTtlConfig:
         cleanup_strategies: the configured cleanups of expired entries.
     """
 
-    UpdateType = _UpdateType
-    StateVisibility = _StateVisibility
-    TtlTimeCharacteristic = _TtlTimeCharacteristic
-    CleanupStrategies = _CleanupStrategies
+    @dataclass(frozen=True)
+    class IncrementalCleanupStrategy:
+        """Check ``cleanup_size`` entries per state access (and per record if asked)."""
+
+        cleanup_size: int
+        every_record: bool
+
+        def get_cleanup_size(self) -> int:
+            """Entries checked per state access."""
+            return self.cleanup_size
+
+        def run_cleanup_for_every_record(self) -> bool:
+            """Whether the cleanup also runs once per processed record."""
+            return self.every_record
+
+    @dataclass(frozen=True)
+    class RocksdbCompactFilterCleanupStrategy:
+        """Drop expired entries while RocksDB compacts (refreshing the time every N entries)."""
+
+        query_time_after_num_entries: int
+
+        def get_query_time_after_num_entries(self) -> int:
+            """Entries processed between two reads of the current time."""
+            return self.query_time_after_num_entries
+
+    @dataclass(frozen=True)
+    class CleanupStrategies:
+        """Which background cleanups of expired state are configured."""
+
+        full_snapshot: bool = False
+        incremental: StateTtlConfig.IncrementalCleanupStrategy | None = None
+        rocksdb_compact_filter: StateTtlConfig.RocksdbCompactFilterCleanupStrategy | None = None
+        is_cleanup_in_background: bool = True
+
+        def in_full_snapshot(self) -> bool:
+            """True if expired entries are left out of full snapshots."""
+            return self.full_snapshot
+
+        def get_incremental_cleanup_strategy(
+            self,
+        ) -> StateTtlConfig.IncrementalCleanupStrategy | None:
+            """The incremental cleanup (heap backend), or None."""
+            return self.incremental
+
+        def get_rocksdb_compact_filter_cleanup_strategy(
+            self,
+        ) -> StateTtlConfig.RocksdbCompactFilterCleanupStrategy | None:
+            """The compaction-filter cleanup (RocksDB backend), or None."""
+            return self.rocksdb_compact_filter
+
+    class UpdateType(enum.Enum):
+        """When the last-access timestamp of a state entry is refreshed."""
+
+        Disabled = 0
+        """TTL is disabled; state never expires."""
+        OnCreateAndWrite = 1
+        """Set when the entry is created and on every write."""
+        OnReadAndWrite = 2
+        """As ``OnCreateAndWrite``, and also on every read."""
+
+    class StateVisibility(enum.Enum):
+        """Whether an expired value that is still stored may be returned."""
+
+        ReturnExpiredIfNotCleanedUp = 0
+        """Return an expired value once if it was not cleaned up yet (it is removed then)."""
+        NeverReturnExpired = 1
+        """Treat expired values as absent."""
+
+    class TtlTimeCharacteristic(enum.Enum):
+        """The clock of state TTL."""
+
+        ProcessingTime = 0
+        """The wall clock of the task (epoch milliseconds)."""
 
     ttl_ms: int
-    update_type: _UpdateType = _UpdateType.OnCreateAndWrite
-    state_visibility: _StateVisibility = _StateVisibility.NeverReturnExpired
-    ttl_time_characteristic: _TtlTimeCharacteristic = _TtlTimeCharacteristic.ProcessingTime
-    cleanup_strategies: _CleanupStrategies = field(default_factory=_CleanupStrategies)
+    update_type: StateTtlConfig.UpdateType = UpdateType.OnCreateAndWrite
+    state_visibility: StateTtlConfig.StateVisibility = StateVisibility.NeverReturnExpired
+    ttl_time_characteristic: StateTtlConfig.TtlTimeCharacteristic = (
+        TtlTimeCharacteristic.ProcessingTime
+    )
+    cleanup_strategies: StateTtlConfig.CleanupStrategies = field(default_factory=CleanupStrategies)
 
     def __post_init__(self) -> None:
         """Validate the TTL."""
@@ -503,25 +496,25 @@ class StateTtlConfig:
         """The time-to-live."""
         return _dt.timedelta(milliseconds=self.ttl_ms)
 
-    def get_update_type(self) -> _UpdateType:
+    def get_update_type(self) -> StateTtlConfig.UpdateType:
         """When the last-access timestamp is refreshed."""
         return self.update_type
 
-    def get_state_visibility(self) -> _StateVisibility:
+    def get_state_visibility(self) -> StateTtlConfig.StateVisibility:
         """Whether expired values not yet cleaned up may be returned."""
         return self.state_visibility
 
-    def get_ttl_time_characteristic(self) -> _TtlTimeCharacteristic:
+    def get_ttl_time_characteristic(self) -> StateTtlConfig.TtlTimeCharacteristic:
         """The clock TTL uses."""
         return self.ttl_time_characteristic
 
-    def get_cleanup_strategies(self) -> _CleanupStrategies:
+    def get_cleanup_strategies(self) -> StateTtlConfig.CleanupStrategies:
         """The configured cleanup strategies."""
         return self.cleanup_strategies
 
     def is_enabled(self) -> bool:
         """False if the update type is ``Disabled``."""
-        return self.update_type is not _UpdateType.Disabled
+        return self.update_type is not StateTtlConfig.UpdateType.Disabled
 
     class Builder:
         """Builds a :class:`StateTtlConfig` (defaults: ``OnCreateAndWrite``,
@@ -530,50 +523,56 @@ class StateTtlConfig:
         def __init__(self, ttl: int | _dt.timedelta | Any) -> None:
             """Start with the given TTL (see :meth:`StateTtlConfig.new_builder`)."""
             self._ttl_ms = _to_ms(ttl)
-            self._update_type = _UpdateType.OnCreateAndWrite
-            self._visibility = _StateVisibility.NeverReturnExpired
-            self._characteristic = _TtlTimeCharacteristic.ProcessingTime
+            self._update_type = StateTtlConfig.UpdateType.OnCreateAndWrite
+            self._visibility = StateTtlConfig.StateVisibility.NeverReturnExpired
+            self._characteristic = StateTtlConfig.TtlTimeCharacteristic.ProcessingTime
             self._full_snapshot = False
-            self._incremental: _IncrementalCleanupStrategy | None = None
-            self._compact: _RocksdbCompactFilterCleanupStrategy | None = None
+            self._incremental: StateTtlConfig.IncrementalCleanupStrategy | None = None
+            self._compact: StateTtlConfig.RocksdbCompactFilterCleanupStrategy | None = None
             self._in_background = True
 
-        def set_update_type(self, update_type: _UpdateType) -> StateTtlConfig.Builder:
+        def set_update_type(self, update_type: StateTtlConfig.UpdateType) -> StateTtlConfig.Builder:
             """Set when the last-access timestamp is refreshed."""
-            self._update_type = _UpdateType(update_type)
+            self._update_type = StateTtlConfig.UpdateType(update_type)
             return self
 
         def update_ttl_on_create_and_write(self) -> StateTtlConfig.Builder:
             """Refresh the timestamp on creation and writes only."""
-            return self.set_update_type(_UpdateType.OnCreateAndWrite)
+            return self.set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
 
         def update_ttl_on_read_and_write(self) -> StateTtlConfig.Builder:
             """Refresh the timestamp on reads too."""
-            return self.set_update_type(_UpdateType.OnReadAndWrite)
+            return self.set_update_type(StateTtlConfig.UpdateType.OnReadAndWrite)
 
-        def set_state_visibility(self, state_visibility: _StateVisibility) -> StateTtlConfig.Builder:
+        def set_state_visibility(
+            self, state_visibility: StateTtlConfig.StateVisibility
+        ) -> StateTtlConfig.Builder:
             """Set whether expired values not yet cleaned up may be returned."""
-            self._visibility = _StateVisibility(state_visibility)
+            self._visibility = StateTtlConfig.StateVisibility(state_visibility)
             return self
 
         def return_expired_if_not_cleaned_up(self) -> StateTtlConfig.Builder:
             """Return an expired value once if it is still stored."""
-            return self.set_state_visibility(_StateVisibility.ReturnExpiredIfNotCleanedUp)
+            return self.set_state_visibility(
+                StateTtlConfig.StateVisibility.ReturnExpiredIfNotCleanedUp
+            )
 
         def never_return_expired(self) -> StateTtlConfig.Builder:
             """Never return expired values."""
-            return self.set_state_visibility(_StateVisibility.NeverReturnExpired)
+            return self.set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
 
         def set_ttl_time_characteristic(
-            self, ttl_time_characteristic: _TtlTimeCharacteristic
+            self, ttl_time_characteristic: StateTtlConfig.TtlTimeCharacteristic
         ) -> StateTtlConfig.Builder:
             """Set the clock (only processing time exists)."""
-            self._characteristic = _TtlTimeCharacteristic(ttl_time_characteristic)
+            self._characteristic = StateTtlConfig.TtlTimeCharacteristic(ttl_time_characteristic)
             return self
 
         def use_processing_time(self) -> StateTtlConfig.Builder:
             """Use processing time (the default and only choice)."""
-            return self.set_ttl_time_characteristic(_TtlTimeCharacteristic.ProcessingTime)
+            return self.set_ttl_time_characteristic(
+                StateTtlConfig.TtlTimeCharacteristic.ProcessingTime
+            )
 
         def cleanup_full_snapshot(self) -> StateTtlConfig.Builder:
             """Leave expired entries out of full snapshots (checkpoints and savepoints).
@@ -599,7 +598,7 @@ class StateTtlConfig:
             if cleanup_size < 0:
                 msg = f"cleanup_size must be >= 0, got {cleanup_size}"
                 raise ValueError(msg)
-            self._incremental = _IncrementalCleanupStrategy(
+            self._incremental = StateTtlConfig.IncrementalCleanupStrategy(
                 int(cleanup_size), bool(run_cleanup_for_every_record)
             )
             return self
@@ -619,11 +618,10 @@ class StateTtlConfig:
             """
             if query_time_after_num_entries <= 0:
                 msg = (
-                    "query_time_after_num_entries must be > 0, got "
-                    f"{query_time_after_num_entries}"
+                    f"query_time_after_num_entries must be > 0, got {query_time_after_num_entries}"
                 )
                 raise ValueError(msg)
-            self._compact = _RocksdbCompactFilterCleanupStrategy(
+            self._compact = StateTtlConfig.RocksdbCompactFilterCleanupStrategy(
                 int(query_time_after_num_entries)
             )
             return self
@@ -645,7 +643,7 @@ class StateTtlConfig:
                 self._update_type,
                 self._visibility,
                 self._characteristic,
-                _CleanupStrategies(
+                StateTtlConfig.CleanupStrategies(
                     self._full_snapshot, self._incremental, self._compact, self._in_background
                 ),
             )
@@ -832,7 +830,8 @@ class ReducingStateDescriptor(StateDescriptor):
     def get_reduce_function(self) -> Callable[[Any, Any], Any]:
         """The reduce callable ``(acc, value) -> acc``."""
         reduce = getattr(self.reduce_function, "reduce", None)
-        return reduce if callable(reduce) else self.reduce_function  # type: ignore[no-any-return]
+        fn: Callable[[Any, Any], Any] = reduce if callable(reduce) else self.reduce_function
+        return fn
 
 
 class AggregatingStateDescriptor(StateDescriptor):
