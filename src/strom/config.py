@@ -86,6 +86,13 @@ _OPTIONS = [
         "Directory for RocksDB working files ('' = a fresh temporary directory per job).",
     ),
     ConfigOption(
+        "state.backend.rocksdb.write-cache-size",
+        65536,
+        int,
+        "RocksDB: value/reducing/aggregating entries per state kept as Python objects and "
+        "written in batches (flushed when full and before snapshots); 0 disables the cache.",
+    ),
+    ConfigOption(
         "state.backend.incremental",
         True,
         bool,

@@ -9,6 +9,7 @@ classification and Flink's ``JobExecutionException``::
     ├── InvalidProgramError            build time: the pipeline is malformed (USER)
     │   ├── DuplicateUidError          two operators share one ``uid``
     │   └── InvalidKeySelectorError    ``key_by`` got something that cannot select a key
+    │   └── StateMigrationError        restored state does not fit the new declaration
     ├── ConfigurationError             a setting has an invalid value (USER)
     ├── TaskError                      runtime: carries job id, operator uid/name, subtask index
     │   ├── UserFunctionError          a user function raised; original chained as __cause__
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidProgramError",
     "JobCancelledError",
     "JobExecutionError",
+    "StateMigrationError",
     "StreamingError",
     "TaskError",
     "UnhashableKeyError",
@@ -78,6 +80,11 @@ class DuplicateUidError(InvalidProgramError):
 
 class InvalidKeySelectorError(InvalidProgramError):
     """``key_by`` was given an argument that cannot select a key from a record."""
+
+
+class StateMigrationError(InvalidProgramError):
+    """Restored state cannot be read with the state's new declaration (kind, serializer or
+    TTL changed incompatibly); raised before the job processes records."""
 
 
 class ConfigurationError(StreamingError):

@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "strom.datastream.evictor",
     "strom.datastream.window_function",
     "strom.datastream.state",
+    "strom.datastream.state_backend",
     "strom.datastream.checkpoint_config",
 ]
 

@@ -120,3 +120,16 @@ def test_keyed_process_state_and_timers_restore(backend: str) -> None:
     assert sorted(h2.extract_output_with_timestamps()) == [
         (("a", 2, 11), 11), (("a", 2, 12), 12), (("b", 2, 13), 13), (("b", 2, 14), 14)]
     h2.close()
+
+
+def test_many_windows_fast_path_and_cache_eviction() -> None:
+    stream = window_stream(TumblingEventTimeWindows.of(10))
+    h = OneInputOperatorTestHarness.for_stream(stream)
+    expected = []
+    for i in range(200):  # 200 windows: the window cache is pruned as time advances
+        h.process_elements([("a", 1), ("a", 2)], [i * 10, i * 10 + 5])
+        h.process_watermark(i * 10 + 9)
+        expected.append((("a", 3), i * 10 + 9))
+    h.process_element(("a", 100), 3)  # far too late: dropped
+    assert h.extract_output_with_timestamps() == expected
+    assert len(h.operator._win_cache) <= 65  # type: ignore[attr-defined]

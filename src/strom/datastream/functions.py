@@ -18,7 +18,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     from strom.datastream.accumulators import Accumulator
     from strom.datastream.output_tag import OutputTag
-    from strom.datastream.state import ValueState, ValueStateDescriptor
+    from strom.datastream.state import (
+        AggregatingState,
+        AggregatingStateDescriptor,
+        ListState,
+        ListStateDescriptor,
+        MapState,
+        MapStateDescriptor,
+        ReducingState,
+        ReducingStateDescriptor,
+        ValueState,
+        ValueStateDescriptor,
+    )
 
 __all__ = [
     "AggregateFunction",
@@ -113,6 +124,24 @@ class RuntimeContext(abc.ABC):
         Raises:
             InvalidProgramError: the operator is not on a keyed stream.
         """
+
+    @abc.abstractmethod
+    def get_list_state(self, state_descriptor: ListStateDescriptor) -> ListState:
+        """Keyed list state of the current key (keyed streams only)."""
+
+    @abc.abstractmethod
+    def get_map_state(self, state_descriptor: MapStateDescriptor) -> MapState:
+        """Keyed map state of the current key (keyed streams only)."""
+
+    @abc.abstractmethod
+    def get_reducing_state(self, state_descriptor: ReducingStateDescriptor) -> ReducingState:
+        """Keyed reducing state of the current key (keyed streams only)."""
+
+    @abc.abstractmethod
+    def get_aggregating_state(
+        self, state_descriptor: AggregatingStateDescriptor
+    ) -> AggregatingState:
+        """Keyed aggregating state of the current key (keyed streams only)."""
 
 
 class Function(abc.ABC):  # noqa: B024 - a marker base with optional lifecycle hooks

@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OperatorContext",
-    "RestoredState",
     "OperatorMetrics",
     "Output",
+    "RestoredState",
     "StreamOperator",
     "StreamingRuntimeContext",
     "UdfStreamOperator",
@@ -301,20 +301,40 @@ class StreamingRuntimeContext(RuntimeContext):
         """Return the accumulator registered under ``name``."""
         return self._ctx.accumulators[name]
 
+    def _keyed_state(self, state_descriptor: Any) -> Any:
+        backend: KeyedStateBackend | None = getattr(self._op, "keyed_backend", None)
+        if backend is None:
+            msg = (
+                f"keyed state {state_descriptor.name!r} requested in operator "
+                f"'{self._ctx.name}' (uid '{self._ctx.uid}'), which is not on a keyed "
+                "stream; call key_by() first"
+            )
+            raise InvalidProgramError(msg)
+        return backend.get_or_create_keyed_state(state_descriptor)
+
     def get_state(self, state_descriptor: ValueStateDescriptor) -> ValueState:
         """Keyed value state of the current key.
 
         Raises:
             InvalidProgramError: the operator is not keyed.
         """
-        backend: KeyedStateBackend | None = getattr(self._op, "keyed_backend", None)
-        if backend is None:
-            msg = (
-                f"keyed state {state_descriptor.name!r} requested in operator "
-                f"'{self._ctx.name}', which is not on a keyed stream; call key_by() first"
-            )
-            raise InvalidProgramError(msg)
-        return backend.get_or_create_keyed_state(state_descriptor)
+        return self._keyed_state(state_descriptor)  # type: ignore[no-any-return]
+
+    def get_list_state(self, state_descriptor: Any) -> Any:
+        """Keyed list state of the current key."""
+        return self._keyed_state(state_descriptor)
+
+    def get_map_state(self, state_descriptor: Any) -> Any:
+        """Keyed map state of the current key."""
+        return self._keyed_state(state_descriptor)
+
+    def get_reducing_state(self, state_descriptor: Any) -> Any:
+        """Keyed reducing state of the current key."""
+        return self._keyed_state(state_descriptor)
+
+    def get_aggregating_state(self, state_descriptor: Any) -> Any:
+        """Keyed aggregating state of the current key."""
+        return self._keyed_state(state_descriptor)
 
 
 class UdfStreamOperator(StreamOperator):

@@ -16,7 +16,7 @@ one batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from strom._runtime.operators.base import StreamingRuntimeContext, UdfStreamOperator
@@ -32,13 +32,22 @@ from strom.datastream.window import (
     ProcessWindowFunction,
     SlidingEventTimeWindows,
     TimestampedValue,
+    TimeWindow,
     Trigger,
     TumblingEventTimeWindows,
-    Window,
     WindowAssigner,
 )
 
 __all__ = ["WindowOperator"]
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
 
 CONTENTS = "window-contents"
 MERGING_SET = "window-merging-set"
@@ -218,7 +227,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
             and self.kind in ("reduce", "aggregate")
         )
         self.table = raw(CONTENTS) if self.fast and raw is not None else None
-        self._win_cache: dict[int, Window] = {}
+        self._win_cache: dict[int, tuple[TimeWindow, int]] = {}  # start -> (window, max ts)
         self.open_user_functions()
 
     def _setup_functions(self, p: dict[str, Any]) -> None:
@@ -284,6 +293,30 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
     def _process_fast(self, values: list[Any], timestamps: list[int]) -> None:
         """Tumbling/sliding event-time windows with EventTimeTrigger on the heap backend:
         one dict update per record and window, one timer per new (key, window)."""
+        late_values: list[Any] = []
+        late_ts: list[int] = []
+        try:
+            if type(self.assigner) is TumblingEventTimeWindows:
+                self._process_tumbling(values, timestamps, late_values, late_ts)
+            else:
+                self._process_sliding(values, timestamps, late_values, late_ts)
+        except TypeError as e:
+            if "unhashable" not in str(e):
+                raise
+            bad = next(v for v in values if not _hashable(self.context.key_selector(v)))
+            raise self._bad_key(bad, e) from e
+        if late_values:
+            self._late(late_values, late_ts)
+
+    def _process_tumbling(
+        self,
+        values: list[Any],
+        timestamps: list[int],
+        late_values: list[Any],
+        late_ts: list[int],
+    ) -> None:
+        """The hot loop of tumbling windows: records of open windows of known keys cost
+        one window-cache lookup, one state lookup and one aggregate call."""
         assert self.table is not None
         table = self.table
         get = table.get
@@ -291,60 +324,96 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         wm = self.timers.current_watermark
         lateness = self.lateness
         cache = self._win_cache
-        assigner = self.assigner
+        register = self.timers.register_event_time_timer_for_key
+        agg = self.agg
+        add = agg.add if agg is not None else None
+        create = agg.create_accumulator if agg is not None else None
+        reduce_fn = self.reduce_fn
+        missing = _MISSING
+        size = self.assigner.size  # type: ignore[attr-defined]
+        offset = self.assigner.offset  # type: ignore[attr-defined]
+        for v, t in zip(values, timestamps):
+            start = t - (t - offset) % size
+            entry = cache.get(start)
+            if entry is None:
+                entry = cache[start] = (TimeWindow(start, start + size), start + size - 1)
+            w, max_ts = entry
+            if max_ts <= wm:  # the window already fired: late, maybe within lateness
+                if not self._update_fired_window(v, key_of(v), w, max_ts, wm):
+                    if t + lateness <= wm:
+                        late_values.append(v)
+                        late_ts.append(t)
+                continue
+            kk = (key_of(v), w)
+            acc = get(kk, missing)
+            if acc is missing:
+                table[kk] = add(v, create()) if add is not None else v  # type: ignore[misc]
+                register(kk[0], w, max_ts)
+                if lateness:
+                    register(kk[0], w, max_ts + lateness)
+            elif add is not None:
+                table[kk] = add(v, acc)
+            else:
+                table[kk] = reduce_fn(acc, v)  # type: ignore[misc]
+
+    def _process_sliding(
+        self,
+        values: list[Any],
+        timestamps: list[int],
+        late_values: list[Any],
+        late_ts: list[int],
+    ) -> None:
+        assert self.table is not None
+        table = self.table
+        get = table.get
+        key_of = self.context.key_selector
+        wm = self.timers.current_watermark
         register = self.timers.register_event_time_timer_for_key
         agg = self.agg
         reduce_fn = self.reduce_fn
         missing = _MISSING
-        tumbling = type(assigner) is TumblingEventTimeWindows
-        size = assigner.size  # type: ignore[attr-defined]
-        offset = assigner.offset  # type: ignore[attr-defined]
-        late_values: list[Any] = []
-        late_ts: list[int] = []
+        assign = self.assigner.assign_windows
+        actx = self.assigner_ctx
         for v, t in zip(values, timestamps):
             k = key_of(v)
-            if tumbling:
-                start = t - (t - offset) % size
-                w = cache.get(start)
-                if w is None:
-                    w = cache[start] = assigner.assign_windows(v, t, self.assigner_ctx)[0]
-                windows: Iterable[Any] = (w,)
-            else:
-                windows = assigner.assign_windows(v, t, self.assigner_ctx)
             assigned = False
-            for w in windows:
-                max_ts = w.end - 1
-                if max_ts + lateness <= wm:
+            for w in assign(v, t, actx):
+                max_ts = w[1] - 1
+                if max_ts <= wm:
+                    assigned |= self._update_fired_window(v, k, w, max_ts, wm)
                     continue
                 assigned = True
                 kk = (k, w)
-                try:
-                    acc = get(kk, missing)
-                except TypeError as e:
-                    raise self._bad_key(v, e) from e
+                acc = get(kk, missing)
                 if acc is missing:
-                    if max_ts <= wm:  # late but within lateness: fire at once
-                        acc = agg.add(v, agg.create_accumulator()) if agg is not None else v
-                        table[kk] = acc
-                        self.keyed_backend.set_current_key(k)
-                        self._emit_window(k, w, acc)
-                        register(k, w, self._cleanup_time(w))
-                        continue
                     table[kk] = agg.add(v, agg.create_accumulator()) if agg is not None else v
                     register(k, w, max_ts)
-                    if lateness:
-                        register(k, w, self._cleanup_time(w))
+                    if self.lateness:
+                        register(k, w, max_ts + self.lateness)
                 else:
-                    new = agg.add(v, acc) if agg is not None else reduce_fn(acc, v)  # type: ignore[misc]
-                    table[kk] = new
-                    if max_ts <= wm:
-                        self.keyed_backend.set_current_key(k)
-                        self._emit_window(k, w, new)
-            if not assigned and t + lateness <= wm:
+                    table[kk] = agg.add(v, acc) if agg is not None else reduce_fn(acc, v)  # type: ignore[misc]
+            if not assigned and t + self.lateness <= wm:
                 late_values.append(v)
                 late_ts.append(t)
-        if late_values:
-            self._late(late_values, late_ts)
+
+    def _update_fired_window(self, v: Any, k: Any, w: Any, max_ts: int, wm: int) -> bool:
+        """A record for a window whose end passed: within allowed lateness it updates the
+        window and fires it again at once (EventTimeTrigger); returns False if too late."""
+        if max_ts + self.lateness <= wm:
+            return False
+        assert self.table is not None
+        kk = (k, w)
+        acc = self.table.get(kk, _MISSING)
+        agg = self.agg
+        if acc is _MISSING:
+            new = agg.add(v, agg.create_accumulator()) if agg is not None else v
+            self.timers.register_event_time_timer_for_key(k, w, self._cleanup_time(w))
+        else:
+            new = agg.add(v, acc) if agg is not None else self.reduce_fn(acc, v)  # type: ignore[misc]
+        self.table[kk] = new
+        self.keyed_backend.set_current_key(k)
+        self._emit_window(k, w, new)
+        return True
 
     def _late(self, values: list[Any], timestamps: list[Any]) -> None:
         if self.late_tag is not None:
@@ -566,11 +635,9 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         """Fire due event-time timers (emitting window results), then forward."""
         self.timers.advance_watermark(watermark.timestamp_ms)
         self._flush()
-        if self._win_cache and len(self._win_cache) > 64:
+        if len(self._win_cache) > 64:  # forget cached windows that can no longer get data
             limit = watermark.timestamp_ms - self.lateness
-            self._win_cache = {
-                s: w for s, w in self._win_cache.items() if w.max_timestamp() >= limit
-            }
+            self._win_cache = {st: e for st, e in self._win_cache.items() if e[1] >= limit}
         self.output.emit_watermark(watermark)
 
     # -- evaluation -----------------------------------------------------------------------
