@@ -133,3 +133,40 @@ def test_many_windows_fast_path_and_cache_eviction() -> None:
     h.process_element(("a", 100), 3)  # far too late: dropped
     assert h.extract_output_with_timestamps() == expected
     assert len(h.operator._win_cache) <= 65  # type: ignore[attr-defined]
+
+
+def test_checkpointed_function_operator_state_redistributes() -> None:
+    from strom.datastream import MapFunction
+    from strom.datastream.functions import CheckpointedFunction
+    from strom.datastream.state import ListStateDescriptor
+
+    class Buffering(MapFunction, CheckpointedFunction):
+        def initialize_state(self, context: Any) -> None:
+            self.state = context.get_operator_state_store().get_list_state(
+                ListStateDescriptor("buffer"))
+            self.buffer = list(self.state.get()) if context.is_restored() else []
+            self.restored = context.is_restored()
+
+        def snapshot_state(self, context: Any) -> None:
+            self.state.update(list(self.buffer))
+
+        def map(self, value: Any) -> Any:
+            self.buffer.append(value)
+            return (len(self.buffer), self.restored)
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    stream = env.from_collection([1]).map(Buffering())
+    snaps = {}
+    for i in range(2):
+        h = OneInputOperatorTestHarness.for_stream(stream, parallelism=2, subtask_index=i)
+        h.process_elements([f"{i}-{n}" for n in range(3)])
+        snaps[i] = h.snapshot()
+    restored = []
+    for i in range(3):  # scale 2 -> 3: 6 elements split evenly, 2 each
+        h = OneInputOperatorTestHarness.for_stream(stream, parallelism=3, subtask_index=i)
+        h.initialize_state(OneInputOperatorTestHarness.repartition(snaps, 2))
+        h.process_element("new")
+        restored.append((h.operator.user_function.buffer, h.extract_output_values()))
+    assert [b for b, _ in restored] == [
+        ["0-0", "0-1", "new"], ["0-2", "1-0", "new"], ["1-1", "1-2", "new"]]
+    assert all(out == [(3, True)] for _, out in restored)

@@ -38,6 +38,7 @@ from strom.datastream.execution import (
 from strom.datastream.functions import (
     AggregateFunction,
     BroadcastProcessFunction,
+    CheckpointedFunction,
     CoFlatMapFunction,
     CoGroupFunction,
     CoMapFunction,
@@ -109,6 +110,7 @@ __all__ = [
     "BroadcastProcessFunction",
     "BroadcastState",
     "BroadcastStream",
+    "CheckpointedFunction",
     "CheckpointConfig",
     "CheckpointingMode",
     "CloseableIterator",

@@ -7,6 +7,7 @@ pipeline never starts a thread or opens a file).
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
@@ -325,16 +326,13 @@ class StreamExecutionEnvironment:
         return self._start(job_name, background=True)
 
     def _start(self, job_name: str | None, background: bool) -> JobClient:
-        from strom._executors.local import JOB_LISTENERS, LocalExecutor, LocalJobClient
-
         jg = self.get_job_graph(job_name or DEFAULT_JOB_NAME)
         self._transformations = []
-        executor = LocalExecutor(jg, uuid.uuid4().hex, self._job_parameters)
-        executor.build()
-        client = LocalJobClient(executor)
-        for listener in JOB_LISTENERS:
-            listener(client)
-        if background:
-            return client.start()
-        client.run_in_foreground()
+        # The runtime is loaded here, at execute() time, by name: the public API has no
+        # static dependency on the runtime packages (import-linter contract). Parallelism
+        # 1 everywhere runs in this process; otherwise on TaskManager processes.
+        executors = importlib.import_module("strom._executors.cluster")
+        client: JobClient = executors.start_job(
+            jg, uuid.uuid4().hex, self._job_parameters, background
+        )
         return client

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AggregateFunction",
+    "CheckpointedFunction",
+    "FunctionInitializationContext",
+    "FunctionSnapshotContext",
     "BroadcastProcessFunction",
     "CoFlatMapFunction",
     "CoGroupFunction",
@@ -152,6 +155,53 @@ class Function(abc.ABC):  # noqa: B024 - a marker base with optional lifecycle h
 
     def close(self) -> None:  # noqa: B027
         """Called once per subtask after the last record (also after a failure)."""
+
+
+class FunctionSnapshotContext(abc.ABC):
+    """What ``CheckpointedFunction.snapshot_state`` gets (Flink's
+    ``FunctionSnapshotContext``)."""
+
+    @abc.abstractmethod
+    def get_checkpoint_id(self) -> int:
+        """The checkpoint being taken."""
+
+    @abc.abstractmethod
+    def get_checkpoint_timestamp(self) -> int:
+        """Its trigger time, epoch ms."""
+
+
+class FunctionInitializationContext(abc.ABC):
+    """What ``CheckpointedFunction.initialize_state`` gets (Flink's
+    ``FunctionInitializationContext``)."""
+
+    @abc.abstractmethod
+    def is_restored(self) -> bool:
+        """True when restoring from a checkpoint or savepoint."""
+
+    @abc.abstractmethod
+    def get_operator_state_store(self) -> Any:
+        """Operator (non-keyed) state: ``get_list_state`` (even-split redistribution),
+        ``get_union_list_state``, ``get_broadcast_state``."""
+
+    @abc.abstractmethod
+    def get_keyed_state_store(self) -> Any:
+        """Keyed state (keyed operators only, else None)."""
+
+
+class CheckpointedFunction(abc.ABC):  # noqa: B024 - hooks with defaults
+    """Mix into a user function to keep operator state (Flink's ``CheckpointedFunction``).
+
+    ``initialize_state`` runs before ``open`` (fresh or restored); ``snapshot_state`` at
+    every checkpoint, before the state handles are copied: write what the function holds
+    in attributes into its list state there.
+    """
+
+    def snapshot_state(self, context: FunctionSnapshotContext) -> None:  # noqa: B027
+        """Move in-memory data into the operator state handles."""
+
+    def initialize_state(self, context: FunctionInitializationContext) -> None:  # noqa: B027
+        """Create state handles (``context.get_operator_state_store().get_list_state``) and
+        read restored data when ``context.is_restored()``."""
 
 
 class MapFunction(Function, Generic[IN, OUT]):

@@ -356,6 +356,41 @@ class UdfStreamOperator(StreamOperator):
         else:
             self.fn = fn
 
+    def initialize_state(self, state: RestoredState | None) -> None:
+        """Remember restored state; give a ``CheckpointedFunction`` its operator state."""
+        super().initialize_state(state)
+        from strom.datastream.functions import CheckpointedFunction
+
+        if not isinstance(self.user_function, CheckpointedFunction):
+            return
+        from strom._state.operator import OperatorStateBackend, redistribute_operator_state
+
+        c = self.context
+        self.operator_state = OperatorStateBackend(c.subtask_index, c.parallelism)
+        if state is not None:
+            old = [state.subtask_states.get(i, {}).get("operator_state")
+                   for i in range(state.old_parallelism)]
+            if any(o is not None for o in old):
+                parts = redistribute_operator_state(old, c.parallelism)
+                self.operator_state.restore(parts[c.subtask_index])
+        ctx = _FunctionInitContext(self.operator_state, state is not None, self)
+        try:
+            self.user_function.initialize_state(ctx)
+        except Exception as e:
+            raise self.user_error(e, "initialize_state() of the user function") from e
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        """Let a ``CheckpointedFunction`` write its state, then snapshot it."""
+        backend = getattr(self, "operator_state", None)
+        if backend is None:
+            return {}
+        ctx = _FunctionSnapshotContext(checkpoint_id, self.context.processing_time_ms())
+        try:
+            self.user_function.snapshot_state(ctx)
+        except Exception as e:
+            raise self.user_error(e, "snapshot_state() of the user function") from e
+        return {"operator_state": backend.snapshot(checkpoint_id)}
+
     def open(self) -> None:
         """Open the user function with a runtime context."""
         if isinstance(self.user_function, Function):
@@ -373,3 +408,35 @@ class UdfStreamOperator(StreamOperator):
             backend = getattr(self, "keyed_backend", None)
             if backend is not None:
                 backend.dispose()
+
+
+class _FunctionInitContext:
+    """``FunctionInitializationContext`` given to ``CheckpointedFunction.initialize_state``."""
+
+    def __init__(self, store: Any, restored: bool, op: StreamOperator) -> None:
+        self._store = store
+        self._restored = restored
+        self._op = op
+
+    def is_restored(self) -> bool:
+        return self._restored
+
+    def get_operator_state_store(self) -> Any:
+        return self._store
+
+    def get_keyed_state_store(self) -> Any:
+        return getattr(self._op, "keyed_backend", None)
+
+
+class _FunctionSnapshotContext:
+    """``FunctionSnapshotContext`` given to ``CheckpointedFunction.snapshot_state``."""
+
+    def __init__(self, checkpoint_id: int, timestamp_ms: int) -> None:
+        self._id = checkpoint_id
+        self._ts = timestamp_ms
+
+    def get_checkpoint_id(self) -> int:
+        return self._id
+
+    def get_checkpoint_timestamp(self) -> int:
+        return self._ts

@@ -305,7 +305,10 @@ class _CoProcessBase(UdfStreamOperator):
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """Keyed state, timers and broadcast state."""
-        snap: dict[str, Any] = {"broadcast": {k: dict(v) for k, v in self._bstate.items()}}
+        snap: dict[str, Any] = {
+            **super().snapshot_state(checkpoint_id),
+            "broadcast": {k: dict(v) for k, v in self._bstate.items()},
+        }
         if self.keyed:
             snap["keyed"] = self.keyed_backend.snapshot(checkpoint_id)  # type: ignore[attr-defined]
             snap["timers"] = self.timers.snapshot()
@@ -478,6 +481,7 @@ class IntervalJoinOperator(UdfStreamOperator, _KeyedMixin):
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """Buffers (keyed state) and cleanup timers."""
         return {
+            **super().snapshot_state(checkpoint_id),
             "keyed": self.keyed_backend.snapshot(checkpoint_id),
             "timers": self.timers.snapshot(),
         }

@@ -142,7 +142,8 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """The keyed running values, by key group."""
-        return {"keyed": self.keyed_backend.snapshot(checkpoint_id)}
+        return {**super().snapshot_state(checkpoint_id),
+                "keyed": self.keyed_backend.snapshot(checkpoint_id)}
 
 
 class KeyedTimerService(TimerService):
@@ -281,6 +282,7 @@ class KeyedProcessOperator(UdfStreamOperator, _KeyedMixin):
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """All keyed state (by key group) and timers."""
         return {
+            **super().snapshot_state(checkpoint_id),
             "keyed": self.keyed_backend.snapshot(checkpoint_id),
             "timers": self.timers.snapshot(),
         }

@@ -720,6 +720,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """Window contents (keyed state) and timers."""
         return {
+            **super().snapshot_state(checkpoint_id),
             "keyed": self.keyed_backend.snapshot(checkpoint_id),
             "timers": self.timers.snapshot(),
         }
