@@ -130,7 +130,7 @@ class CheckpointStorage:
 
     def completed_checkpoints(self) -> list[tuple[int, str]]:
         """``(checkpoint_id, dir)`` of every checkpoint with a ``_metadata``, oldest first."""
-        out = []
+        out: list[tuple[int, str]] = []
         if not self.fs.exists(self.job_dir):
             return out
         for entry in self.fs.ls(self.job_dir, detail=False):
@@ -144,7 +144,7 @@ class CheckpointStorage:
 
     def cleanup_orphans(self, keep: set[str]) -> list[str]:
         """Delete ``chk-*`` directories not in ``keep`` (normalised paths); return them."""
-        removed = []
+        removed: list[str] = []
         if not self.fs.exists(self.job_dir):
             return removed
         keep_norm = {k.rstrip("/") for k in keep}

@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from strom._runtime.time.processing_time import ProcessingTimeService
 from strom.datastream.accumulators import Accumulator
-from strom.datastream.functions import Function, RuntimeContext
+from strom.datastream.functions import (
+    Function,
+    FunctionInitializationContext,
+    FunctionSnapshotContext,
+    RuntimeContext,
+)
 from strom.errors import InvalidProgramError, TaskError, UserFunctionError
 
 if TYPE_CHECKING:
@@ -318,7 +323,7 @@ class StreamingRuntimeContext(RuntimeContext):
         Raises:
             InvalidProgramError: the operator is not keyed.
         """
-        return self._keyed_state(state_descriptor)  # type: ignore[no-any-return]
+        return self._keyed_state(state_descriptor)
 
     def get_list_state(self, state_descriptor: Any) -> Any:
         """Keyed list state of the current key."""
@@ -368,8 +373,10 @@ class UdfStreamOperator(StreamOperator):
         c = self.context
         self.operator_state = OperatorStateBackend(c.subtask_index, c.parallelism)
         if state is not None:
-            old = [state.subtask_states.get(i, {}).get("operator_state")
-                   for i in range(state.old_parallelism)]
+            old = [
+                state.subtask_states.get(i, {}).get("operator_state")
+                for i in range(state.old_parallelism)
+            ]
             if any(o is not None for o in old):
                 parts = redistribute_operator_state(old, c.parallelism)
                 self.operator_state.restore(parts[c.subtask_index])
@@ -410,7 +417,7 @@ class UdfStreamOperator(StreamOperator):
                 backend.dispose()
 
 
-class _FunctionInitContext:
+class _FunctionInitContext(FunctionInitializationContext):
     """``FunctionInitializationContext`` given to ``CheckpointedFunction.initialize_state``."""
 
     def __init__(self, store: Any, restored: bool, op: StreamOperator) -> None:
@@ -428,7 +435,7 @@ class _FunctionInitContext:
         return getattr(self._op, "keyed_backend", None)
 
 
-class _FunctionSnapshotContext:
+class _FunctionSnapshotContext(FunctionSnapshotContext):
     """``FunctionSnapshotContext`` given to ``CheckpointedFunction.snapshot_state``."""
 
     def __init__(self, checkpoint_id: int, timestamp_ms: int) -> None:

@@ -142,8 +142,10 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """The keyed running values, by key group."""
-        return {**super().snapshot_state(checkpoint_id),
-                "keyed": self.keyed_backend.snapshot(checkpoint_id)}
+        return {
+            **super().snapshot_state(checkpoint_id),
+            "keyed": self.keyed_backend.snapshot(checkpoint_id),
+        }
 
 
 class KeyedTimerService(TimerService):

@@ -259,8 +259,11 @@ class SourceOperator(StreamOperator):
         assert self.reader is not None
         if self.restored is not None:
             c = self.context
-            splits = [sp for st in self.restored.mine(c.subtask_index, c.parallelism)
-                      for sp in st.get("splits", [])]
+            splits = [
+                sp
+                for st in self.restored.mine(c.subtask_index, c.parallelism)
+                for sp in st.get("splits", [])
+            ]
             if splits:
                 self.reader.add_splits(splits)
         self.reader.start()
