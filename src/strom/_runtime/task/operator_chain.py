@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from strom._runtime.io.record_writer import RecordWriter
-from strom._runtime.operators.base import OperatorMetrics, Output, StreamOperator
+from strom._runtime.operators.base import (
+    OperatorMetrics,
+    Output,
+    RestoredState,
+    StreamOperator,
+)
 from strom.errors import TaskError
 
 __all__ = ["ChainOutput", "ChainingTarget", "OperatorChain", "RecordWriterTarget"]
@@ -135,8 +140,8 @@ class OperatorChain:
         self.head = operators[0]
         self.head_target = ChainingTarget(self.head)
 
-    def initialize_state(self, states: dict[str, dict[str, Any]] | None) -> None:
-        """Give each operator its snapshot (by uid) or None."""
+    def initialize_state(self, states: dict[str, RestoredState] | None) -> None:
+        """Give each operator its restored snapshots (by uid) or None."""
         for op in self.operators:
             op.initialize_state(None if states is None else states.get(op.context.uid))
 
