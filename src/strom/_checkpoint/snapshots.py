@@ -1,0 +1,156 @@
+"""Writing task snapshots to checkpoint storage and reading them back for a restore.
+
+The synchronous part of a checkpoint (``OperatorChain.snapshot_state``) produces one
+picklable dict per operator uid; :class:`AsyncSnapshotWriter` pickles and writes them on a
+background thread (so the task keeps processing) and reports the file names for the
+acknowledgement. :func:`load_restored_states` turns a completed checkpoint or savepoint
+back into one ``RestoredState`` per uid, validating that every uid with state exists in
+the new job (unless non-restored state is allowed).
+"""
+
+from __future__ import annotations
+
+import pickle
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from strom._checkpoint.storage import CheckpointStorage, resolve_metadata_path
+from strom._runtime.operators.base import RestoredState
+from strom.errors import InvalidProgramError
+
+__all__ = [
+    "SNAPSHOT_FORMAT_VERSION",
+    "AsyncSnapshotWriter",
+    "encode_snapshot",
+    "load_restored_states",
+]
+
+SNAPSHOT_FORMAT_VERSION = 1
+"""Version of one operator subtask's state file."""
+
+
+def encode_snapshot(uid: str, subtask: int, state: dict[str, Any]) -> bytes:
+    """Serialise one operator subtask's snapshot (versioned envelope, pickle protocol 5)."""
+    envelope = {"version": SNAPSHOT_FORMAT_VERSION, "uid": uid, "subtask": subtask,
+                "state": state}
+    return pickle.dumps(envelope, protocol=5)
+
+
+def decode_snapshot(data: bytes, where: str) -> dict[str, Any]:
+    """Inverse of :func:`encode_snapshot`.
+
+    Raises:
+        ValueError: an unknown format version.
+    """
+    envelope = pickle.loads(data)  # noqa: S301 - our own checkpoint files
+    if envelope.get("version") != SNAPSHOT_FORMAT_VERSION:
+        msg = f"state file {where} has format version {envelope.get('version')!r}; " \
+              f"this Strom reads version {SNAPSHOT_FORMAT_VERSION}"
+        raise ValueError(msg)
+    state: dict[str, Any] = envelope["state"]
+    return state
+
+
+class AsyncSnapshotWriter:
+    """Writes snapshots off the task thread, one background thread per process.
+
+    Args:
+        on_done: ``(checkpoint_id, task_key, handles | None, error | None)`` called on the
+            writer thread when a snapshot is written (or failed).
+    """
+
+    def __init__(self, on_done: Callable[[int, Any, dict[str, str] | None,
+                                         BaseException | None], None]) -> None:
+        self.on_done = on_done
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="strom-snapshot-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, storage: CheckpointStorage, directory: str, checkpoint_id: int,
+               task_key: tuple[str, int], snapshots: dict[str, dict[str, Any]]) -> None:
+        """Queue ``snapshots`` (by uid) of one task for writing into ``directory``."""
+        self._queue.put((storage, directory, checkpoint_id, task_key, snapshots))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            storage, directory, cid, task_key, snapshots = item
+            try:
+                handles = {}
+                for uid, state in snapshots.items():
+                    if not state:
+                        continue
+                    name = f"{uid}-{task_key[1]}-{cid}"
+                    data = encode_snapshot(uid, task_key[1], state)
+                    handles[uid] = storage.write_file(directory, name, data)
+                self.on_done(cid, task_key, handles, None)
+            except BaseException as e:  # report every failure as a declined checkpoint
+                self.on_done(cid, task_key, None, e)
+
+    def close(self) -> None:
+        """Stop the thread after the queued snapshots are written."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+
+def load_restored_states(
+    path: str,
+    operators: dict[str, int],
+    allow_non_restored_state: bool = False,
+) -> tuple[dict[str, RestoredState], dict[str, Any], int]:
+    """Read a checkpoint/savepoint for a restore.
+
+    Args:
+        path: its directory or ``_metadata`` file.
+        operators: uid -> max parallelism of every operator of the new job.
+        allow_non_restored_state: tolerate state of uids the new job lacks.
+
+    Returns:
+        (RestoredState per uid, decoded split-enumerator states per source uid,
+        checkpoint id).
+
+    Raises:
+        InvalidProgramError: state for a uid missing in the job (and not allowed), or a
+            changed max parallelism.
+        FileNotFoundError: no checkpoint at ``path``.
+    """
+    fs, directory = resolve_metadata_path(path)
+    meta = CheckpointStorage.read_metadata(fs, directory)
+    restored: dict[str, RestoredState] = {}
+    missing = []
+    for uid, info in meta.get("operators", {}).items():
+        subtasks = info.get("subtasks", {})
+        if uid not in operators:
+            if subtasks:
+                missing.append(uid)
+            continue
+        if subtasks and int(info["max_parallelism"]) != operators[uid]:
+            msg = (
+                f"operator uid {uid!r} was checkpointed with max parallelism "
+                f"{info['max_parallelism']} but the job now has {operators[uid]}; the max "
+                "parallelism (number of key groups) must stay the same for the life of the state"
+            )
+            raise InvalidProgramError(msg)
+        states = {}
+        for idx, name in subtasks.items():
+            with fs.open(f"{directory}/{name}", "rb") as f:
+                states[int(idx)] = decode_snapshot(f.read(), f"{directory}/{name}")
+        restored[uid] = RestoredState(states, int(info["parallelism"]),
+                                      int(meta["checkpoint_id"]))
+    if missing and not allow_non_restored_state:
+        msg = (
+            f"the checkpoint at {path} has state for operator uids {sorted(missing)} that "
+            "are not in this job; restore with allow_non_restored_state=True "
+            "(--allow-non-restored-state) to drop it, or keep those uids"
+        )
+        raise InvalidProgramError(msg)
+    enumerators = {}
+    for uid, name in meta.get("enumerators", {}).items():
+        with fs.open(f"{directory}/{name}", "rb") as f:
+            enumerators[uid] = pickle.loads(f.read())  # noqa: S301 - our own files
+    return restored, enumerators, int(meta["checkpoint_id"])
