@@ -132,7 +132,8 @@ def test_many_windows_fast_path_and_cache_eviction() -> None:
         expected.append((("a", 3), i * 10 + 9))
     h.process_element(("a", 100), 3)  # far too late: dropped
     assert h.extract_output_with_timestamps() == expected
-    assert len(h.operator._win_cache) <= 65  # type: ignore[attr-defined]
+    fast = h.operator.fast  # type: ignore[attr-defined]
+    assert fast.cache == {} and fast.windows == {}  # fired windows are dropped
 
 
 def test_checkpointed_function_operator_state_redistributes() -> None:
@@ -170,3 +171,30 @@ def test_checkpointed_function_operator_state_redistributes() -> None:
     assert [b for b, _ in restored] == [
         ["0-0", "0-1", "new"], ["0-2", "1-0", "new"], ["1-1", "1-2", "new"]]
     assert all(out == [(3, True)] for _, out in restored)
+
+
+@pytest.mark.parametrize(("first", "second"), [("hashmap", "rocksdb"), ("rocksdb", "hashmap")])
+def test_window_state_moves_between_fast_and_generic_paths(first: str, second: str) -> None:
+    """Heap windows take the fast path, RocksDB the generic one; snapshots are shared."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    stream = env.from_collection([("x", 0)]).key_by(lambda e: e[0]) \
+        .window(TumblingEventTimeWindows.of(10)).allowed_lateness(20) \
+        .reduce(lambda a, b: (a[0], a[1] + b[1]))
+    h = OneInputOperatorTestHarness.for_stream(stream, config={"state.backend": first})
+    h.process_elements([("a", 1), ("b", 2), ("a", 4)], [1, 2, 15])
+    h.process_watermark(9)  # fires [0, 10): a=1, b=2; kept for lateness until 29
+    assert sorted(h.extract_output_values()) == [("a", 1), ("b", 2)]
+    snap = h.snapshot()
+    h.close()
+    h2 = OneInputOperatorTestHarness.for_stream(stream, config={"state.backend": second})
+    h2.initialize_state(OneInputOperatorTestHarness.repartition({0: snap}, 1))
+    h2.process_watermark(9)  # watermarks restart after a restore; [0, 10) already fired
+    assert h2.extract_output_values() == []
+    h2.process_element(("a", 10), 5)  # late within lateness: re-fires a at once
+    assert h2.extract_output_with_timestamps() == [(("a", 11), 9)]
+    h2.process_watermark(19)  # fires [10, 20) once (no re-firing of [0, 10))
+    assert h2.extract_output_with_timestamps()[1:] == [(("a", 4), 19)]
+    h2.process_watermark(40)  # everything cleaned up; a late record is dropped
+    h2.process_element(("a", 100), 6)
+    assert len(h2.extract_output_values()) == 2
+    h2.close()

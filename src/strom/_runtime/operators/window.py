@@ -21,6 +21,7 @@ from typing import Any
 
 from strom._runtime.operators.base import StreamingRuntimeContext, UdfStreamOperator
 from strom._runtime.operators.keyed import _KeyedMixin
+from strom._runtime.operators.window_fast import FastEventTimeWindows
 from strom._runtime.time.timer_service import InternalTimerService
 from strom.datastream.functions import AggregateFunction, Function, ReduceFunction
 from strom.datastream.state import ValueStateDescriptor
@@ -32,7 +33,6 @@ from strom.datastream.window import (
     ProcessWindowFunction,
     SlidingEventTimeWindows,
     TimestampedValue,
-    TimeWindow,
     Trigger,
     TumblingEventTimeWindows,
     WindowAssigner,
@@ -195,7 +195,6 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         self.timers = InternalTimerService(
             b.set_current_key, b.get_current_key, self, self.context.processing_time_service
         )
-        self._restore_timers(self.timers)
         self.assigner: WindowAssigner[Any] = p["assigner"]
         self.trigger: Trigger[Any] = p.get("trigger") or self.assigner.get_default_trigger()
         self.evictor: Evictor[Any] | None = p.get("evictor")
@@ -218,7 +217,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         self._out_ts: list[int] = []
         self._setup_functions(p)
         raw = getattr(b, "raw_namespaced_table", None)
-        self.fast = (
+        fast = (
             raw is not None
             and not self.merging
             and self.evictor is None
@@ -226,8 +225,27 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
             and type(self.assigner) in (TumblingEventTimeWindows, SlidingEventTimeWindows)
             and self.kind in ("reduce", "aggregate")
         )
-        self.table = raw(CONTENTS) if self.fast and raw is not None else None
-        self._win_cache: dict[int, tuple[TimeWindow, int]] = {}  # start -> (window, max ts)
+        self.table = raw(CONTENTS) if fast and raw is not None else None
+        self.fast: FastEventTimeWindows | None = None
+        if self.table is not None:
+            agg = self.agg
+            self.fast = FastEventTimeWindows(
+                self.assigner,
+                self.lateness,
+                agg.add if agg is not None else None,
+                agg.create_accumulator if agg is not None else None,
+                self.reduce_fn,
+                self._emit_window,
+                self._emit_whole_window,
+            )
+            restored_timers: list[Any] = []
+            if self.restored is not None:
+                keep = self.key_group_filter()
+                for snap in self.restored.all("timers"):
+                    restored_timers.extend(t for t in snap.get("event", []) if keep(t[1]))
+            self.fast.load(self.table, restored_timers)
+        else:
+            self._restore_timers(self.timers)
         self.open_user_functions()
 
     def _setup_functions(self, p: dict[str, Any]) -> None:
@@ -275,7 +293,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
     # -- input ----------------------------------------------------------------------------
     def process_batch(self, values: list[Any], timestamps: list[int] | None) -> None:
         """Assign each record to its windows, update contents, run the trigger."""
-        if self.table is not None and timestamps is not None:
+        if self.fast is not None and timestamps is not None:
             self._process_fast(values, timestamps)
         else:
             key_of = self.context.key_selector
@@ -291,129 +309,37 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
         self._flush()
 
     def _process_fast(self, values: list[Any], timestamps: list[int]) -> None:
-        """Tumbling/sliding event-time windows with EventTimeTrigger on the heap backend:
-        one dict update per record and window, one timer per new (key, window)."""
+        """The per-window-dict fast path (see ``window_fast``)."""
+        assert self.fast is not None
         late_values: list[Any] = []
         late_ts: list[int] = []
+        key_of = self.context.key_selector
         try:
-            if type(self.assigner) is TumblingEventTimeWindows:
-                self._process_tumbling(values, timestamps, late_values, late_ts)
-            else:
-                self._process_sliding(values, timestamps, late_values, late_ts)
+            self.fast.process(
+                values, timestamps, key_of, self.timers.current_watermark, late_values, late_ts
+            )
         except TypeError as e:
             if "unhashable" not in str(e):
                 raise
-            bad = next(v for v in values if not _hashable(self.context.key_selector(v)))
+            bad = next(v for v in values if not _hashable(key_of(v)))
             raise self._bad_key(bad, e) from e
         if late_values:
             self._late(late_values, late_ts)
 
-    def _process_tumbling(
-        self,
-        values: list[Any],
-        timestamps: list[int],
-        late_values: list[Any],
-        late_ts: list[int],
-    ) -> None:
-        """The hot loop of tumbling windows: records of open windows of known keys cost
-        one window-cache lookup, one state lookup and one aggregate call."""
-        assert self.table is not None
-        table = self.table
-        get = table.get
-        key_of = self.context.key_selector
-        wm = self.timers.current_watermark
-        lateness = self.lateness
-        cache = self._win_cache
-        register = self.timers.register_event_time_timer_for_key
-        agg = self.agg
-        add = agg.add if agg is not None else None
-        create = agg.create_accumulator if agg is not None else None
-        reduce_fn = self.reduce_fn
-        missing = _MISSING
-        size = self.assigner.size  # type: ignore[attr-defined]
-        offset = self.assigner.offset  # type: ignore[attr-defined]
-        for v, t in zip(values, timestamps):
-            start = t - (t - offset) % size
-            entry = cache.get(start)
-            if entry is None:
-                entry = cache[start] = (TimeWindow(start, start + size), start + size - 1)
-            w, max_ts = entry
-            if max_ts <= wm:  # the window already fired: late, maybe within lateness
-                if not self._update_fired_window(v, key_of(v), w, max_ts, wm):
-                    if t + lateness <= wm:
-                        late_values.append(v)
-                        late_ts.append(t)
-                continue
-            kk = (key_of(v), w)
-            acc = get(kk, missing)
-            if acc is missing:
-                table[kk] = add(v, create()) if add is not None else v  # type: ignore[misc]
-                register(kk[0], w, max_ts)
-                if lateness:
-                    register(kk[0], w, max_ts + lateness)
-            elif add is not None:
-                table[kk] = add(v, acc)
+    def _emit_whole_window(self, window: Any, contents: dict[Any, Any]) -> None:
+        """Evaluate every key of a fired window (fast path)."""
+        if self.window_fn is None:
+            ts = window[1] - 1
+            if self.kind == "aggregate":
+                assert self.agg is not None
+                get_result = self.agg.get_result
+                self._out.extend([get_result(acc) for acc in contents.values()])
             else:
-                table[kk] = reduce_fn(acc, v)  # type: ignore[misc]
-
-    def _process_sliding(
-        self,
-        values: list[Any],
-        timestamps: list[int],
-        late_values: list[Any],
-        late_ts: list[int],
-    ) -> None:
-        assert self.table is not None
-        table = self.table
-        get = table.get
-        key_of = self.context.key_selector
-        wm = self.timers.current_watermark
-        register = self.timers.register_event_time_timer_for_key
-        agg = self.agg
-        reduce_fn = self.reduce_fn
-        missing = _MISSING
-        assign = self.assigner.assign_windows
-        actx = self.assigner_ctx
-        for v, t in zip(values, timestamps):
-            k = key_of(v)
-            assigned = False
-            for w in assign(v, t, actx):
-                max_ts = w[1] - 1
-                if max_ts <= wm:
-                    assigned |= self._update_fired_window(v, k, w, max_ts, wm)
-                    continue
-                assigned = True
-                kk = (k, w)
-                acc = get(kk, missing)
-                if acc is missing:
-                    table[kk] = agg.add(v, agg.create_accumulator()) if agg is not None else v
-                    register(k, w, max_ts)
-                    if self.lateness:
-                        register(k, w, max_ts + self.lateness)
-                else:
-                    table[kk] = agg.add(v, acc) if agg is not None else reduce_fn(acc, v)  # type: ignore[misc]
-            if not assigned and t + self.lateness <= wm:
-                late_values.append(v)
-                late_ts.append(t)
-
-    def _update_fired_window(self, v: Any, k: Any, w: Any, max_ts: int, wm: int) -> bool:
-        """A record for a window whose end passed: within allowed lateness it updates the
-        window and fires it again at once (EventTimeTrigger); returns False if too late."""
-        if max_ts + self.lateness <= wm:
-            return False
-        assert self.table is not None
-        kk = (k, w)
-        acc = self.table.get(kk, _MISSING)
-        agg = self.agg
-        if acc is _MISSING:
-            new = agg.add(v, agg.create_accumulator()) if agg is not None else v
-            self.timers.register_event_time_timer_for_key(k, w, self._cleanup_time(w))
-        else:
-            new = agg.add(v, acc) if agg is not None else self.reduce_fn(acc, v)  # type: ignore[misc]
-        self.table[kk] = new
-        self.keyed_backend.set_current_key(k)
-        self._emit_window(k, w, new)
-        return True
+                self._out.extend(contents.values())
+            self._out_ts.extend([ts] * len(contents))
+            return
+        for k, acc in contents.items():
+            self._emit_window(k, window, acc)
 
     def _late(self, values: list[Any], timestamps: list[Any]) -> None:
         if self.late_tag is not None:
@@ -572,21 +498,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
     # -- timers ---------------------------------------------------------------------------
     def on_event_time(self, timestamp_ms: int, key: Any, window: Any) -> None:
         """An event-time timer of (key, window) fired."""
-        if self.table is not None:
-            self._on_event_time_fast(timestamp_ms, key, window)
-            return
         self._on_timer(timestamp_ms, key, window, event_time=True)
-
-    def _on_event_time_fast(self, timestamp_ms: int, key: Any, window: Any) -> None:
-        assert self.table is not None
-        kk = (key, window)
-        acc = self.table.get(kk, _MISSING)
-        if acc is _MISSING:
-            return
-        if timestamp_ms == window.end - 1:
-            self._emit_window(key, window, acc)
-        if timestamp_ms == self._cleanup_time(window):
-            del self.table[kk]
 
     def on_processing_time(self, timestamp_ms: int, key: Any, window: Any) -> None:
         """A processing-time timer of (key, window) fired."""
@@ -632,12 +544,13 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                 self.merge_state.clear()
 
     def process_watermark(self, watermark: Any) -> None:
-        """Fire due event-time timers (emitting window results), then forward."""
-        self.timers.advance_watermark(watermark.timestamp_ms)
+        """Fire due windows/timers (emitting results as one batch), then forward."""
+        if self.fast is not None:
+            self.timers.current_watermark = watermark.timestamp_ms
+            self.fast.advance(watermark.timestamp_ms)
+        else:
+            self.timers.advance_watermark(watermark.timestamp_ms)
         self._flush()
-        if len(self._win_cache) > 64:  # forget cached windows that can no longer get data
-            limit = watermark.timestamp_ms - self.lateness
-            self._win_cache = {st: e for st, e in self._win_cache.items() if e[1] >= limit}
         self.output.emit_watermark(watermark)
 
     # -- evaluation -----------------------------------------------------------------------
@@ -718,7 +631,21 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                 raise self.user_error(e, "open() of a window function") from e
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        """Window contents (keyed state) and timers."""
+        """Window contents (keyed state) and timers, in the same format on both paths."""
+        if self.fast is not None:
+            assert self.table is not None
+            timers = self.fast.export(self.table)
+            keyed = self.keyed_backend.snapshot(checkpoint_id)  # copies the table
+            self.table.clear()
+            return {
+                **super().snapshot_state(checkpoint_id),
+                "keyed": keyed,
+                "timers": {
+                    "version": 1,
+                    "event": sorted(timers, key=lambda t: t[0]),
+                    "processing": [],
+                },
+            }
         return {
             **super().snapshot_state(checkpoint_id),
             "keyed": self.keyed_backend.snapshot(checkpoint_id),

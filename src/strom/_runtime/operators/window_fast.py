@@ -1,0 +1,242 @@
+"""The fast path of ``WindowOperator``: tumbling/sliding event-time windows with the
+default ``EventTimeTrigger``, no evictor, on the heap backend, with ``reduce`` or
+``aggregate``.
+
+Contents are held as one dict per window (``window -> {key: accumulator}``), windows are
+looked up by start in a cache, and each window fires once for all its keys when the
+watermark passes its end (one heap entry per window instead of one timer per key and
+window). Semantics are those of the generic path, lateness included: a record for a
+window that already fired but is within the allowed lateness updates it and fires that
+key's result again at once; later records go to the late side output.
+
+Snapshots use the generic format (keyed state ``(key, window) -> accumulator`` in the
+``window-contents`` state plus one event-time timer per key and window), so a job can be
+restored on either path, or on RocksDB.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from strom.datastream.window import TimeWindow, TumblingEventTimeWindows
+
+__all__ = ["FastEventTimeWindows"]
+
+_MISSING = object()
+
+
+class FastEventTimeWindows:
+    """Per-window dictionaries for one window operator subtask.
+
+    Args:
+        assigner: a ``TumblingEventTimeWindows`` or ``SlidingEventTimeWindows``.
+        lateness: allowed lateness in ms.
+        add: ``(value, acc) -> acc`` (aggregate) or None for reduce.
+        create: ``() -> acc`` (aggregate) or None for reduce.
+        reduce_fn: ``(acc, value) -> acc`` for reduce.
+        emit: ``(key, window, contents)`` evaluates and buffers one window result.
+        emit_many: ``(window, {key: contents})`` evaluates a whole window.
+    """
+
+    def __init__(
+        self,
+        assigner: Any,
+        lateness: int,
+        add: Callable[[Any, Any], Any] | None,
+        create: Callable[[], Any] | None,
+        reduce_fn: Callable[[Any, Any], Any] | None,
+        emit: Callable[[Any, Any, Any], None],
+        emit_many: Callable[[Any, dict[Any, Any]], None],
+    ) -> None:
+        self.assigner = assigner
+        self.tumbling = type(assigner) is TumblingEventTimeWindows
+        self.size = int(assigner.size)
+        self.offset = int(assigner.offset)
+        self.lateness = lateness
+        self.add = add
+        self.create = create
+        self.reduce_fn = reduce_fn
+        self.emit = emit
+        self.emit_many = emit_many
+        # window -> {key: acc}; cache: start -> (window, max_ts, contents dict)
+        self.windows: dict[TimeWindow, dict[Any, Any]] = {}
+        self.cache: dict[int, tuple[TimeWindow, int, dict[Any, Any]]] = {}
+        self.to_fire: list[tuple[int, int, int]] = []  # (max_ts, start, end)
+        self.to_clean: list[tuple[int, int, int]] = []  # (cleanup_ts, start, end)
+        self.fired: set[TimeWindow] = set()
+
+    # -- records --------------------------------------------------------------------------
+    def _open_window(self, w: TimeWindow, max_ts: int) -> dict[Any, Any]:
+        d: dict[Any, Any] = {}
+        self.windows[w] = d
+        heapq.heappush(self.to_fire, (max_ts, w[0], w[1]))
+        if self.lateness:
+            heapq.heappush(self.to_clean, (max_ts + self.lateness, w[0], w[1]))
+        return d
+
+    def process(
+        self,
+        values: list[Any],
+        timestamps: list[int],
+        key_of: Callable[[Any], Any],
+        wm: int,
+        late_values: list[Any],
+        late_ts: list[int],
+    ) -> None:
+        """Add a batch; records too late for every window go to ``late_*``."""
+        if self.tumbling:
+            self._tumbling(values, timestamps, key_of, wm, late_values, late_ts)
+        else:
+            self._sliding(values, timestamps, key_of, wm, late_values, late_ts)
+
+    def _tumbling(
+        self,
+        values: list[Any],
+        timestamps: list[int],
+        key_of: Callable[[Any], Any],
+        wm: int,
+        late_values: list[Any],
+        late_ts: list[int],
+    ) -> None:
+        cache = self.cache
+        size, offset = self.size, self.offset
+        add, create, reduce_fn = self.add, self.create, self.reduce_fn
+        missing = _MISSING
+        for v, t in zip(values, timestamps):
+            start = t - (t - offset) % size
+            e = cache.get(start)
+            if e is None:
+                w = TimeWindow(start, start + size)
+                max_ts = start + size - 1
+                if max_ts + self.lateness <= wm:  # window gone for good: late record
+                    late_values.append(v)
+                    late_ts.append(t)
+                    continue
+                d = self.windows.get(w)
+                if d is None:
+                    d = self._open_window(w, max_ts)
+                e = cache[start] = (w, max_ts, d)
+            w, max_ts, d = e
+            if max_ts <= wm:
+                if not self._late_update(v, key_of(v), w, max_ts, wm):
+                    late_values.append(v)
+                    late_ts.append(t)
+                continue
+            k = key_of(v)
+            acc = d.get(k, missing)
+            if acc is missing:
+                d[k] = add(v, create()) if add is not None else v  # type: ignore[misc]
+            elif add is not None:
+                d[k] = add(v, acc)
+            else:
+                d[k] = reduce_fn(acc, v)  # type: ignore[misc]
+
+    def _sliding(
+        self,
+        values: list[Any],
+        timestamps: list[int],
+        key_of: Callable[[Any], Any],
+        wm: int,
+        late_values: list[Any],
+        late_ts: list[int],
+    ) -> None:
+        assign = self.assigner.assign_windows
+        add, create, reduce_fn = self.add, self.create, self.reduce_fn
+        for v, t in zip(values, timestamps):
+            k = key_of(v)
+            assigned = False
+            for w in assign(v, t, None):
+                max_ts = w[1] - 1
+                if max_ts <= wm:
+                    assigned |= self._late_update(v, k, w, max_ts, wm)
+                    continue
+                assigned = True
+                d = self.windows.get(w)
+                if d is None:
+                    d = self._open_window(w, max_ts)
+                acc = d.get(k, _MISSING)
+                if acc is _MISSING:
+                    d[k] = add(v, create()) if add is not None else v  # type: ignore[misc]
+                else:
+                    d[k] = add(v, acc) if add is not None else reduce_fn(acc, v)  # type: ignore[misc]
+            if not assigned and t + self.lateness <= wm:
+                late_values.append(v)
+                late_ts.append(t)
+
+    def _late_update(self, v: Any, k: Any, w: TimeWindow, max_ts: int, wm: int) -> bool:
+        """A record for a fired window: within lateness it updates and re-fires that key."""
+        if max_ts + self.lateness <= wm:
+            return False
+        d = self.windows.get(w)
+        if d is None:
+            d = self.windows[w] = {}
+            heapq.heappush(self.to_clean, (max_ts + self.lateness, w[0], w[1]))
+            self.fired.add(w)
+        acc = d.get(k, _MISSING)
+        if acc is _MISSING:
+            new = self.add(v, self.create()) if self.add is not None else v  # type: ignore[misc]
+        else:
+            new = self.add(v, acc) if self.add is not None else self.reduce_fn(acc, v)  # type: ignore[misc]
+        d[k] = new
+        self.emit(k, w, new)
+        return True
+
+    # -- time -----------------------------------------------------------------------------
+    def advance(self, wm: int) -> None:
+        """Fire every window whose end passed, then drop windows past their lateness."""
+        to_fire = self.to_fire
+        while to_fire and to_fire[0][0] <= wm:
+            _max_ts, start, end = heapq.heappop(to_fire)
+            w = TimeWindow(start, end)
+            d = self.windows.get(w)
+            if d:
+                self.emit_many(w, d)
+            if self.lateness:
+                self.fired.add(w)
+            else:
+                self._drop(w)
+        to_clean = self.to_clean
+        while to_clean and to_clean[0][0] <= wm:
+            _t, start, end = heapq.heappop(to_clean)
+            self._drop(TimeWindow(start, end))
+
+    def _drop(self, w: TimeWindow) -> None:
+        self.windows.pop(w, None)
+        self.fired.discard(w)
+        e = self.cache.get(w[0])
+        if e is not None and e[0] == w:
+            del self.cache[w[0]]
+
+    # -- snapshots ------------------------------------------------------------------------
+    def export(self, table: dict[Any, Any]) -> list[tuple[int, Any, Any]]:
+        """Write contents into ``table`` as ``(key, window) -> acc``; return the event-time
+        timers the generic path would hold."""
+        timers = []
+        for w, d in self.windows.items():
+            max_ts = w[1] - 1
+            for k, acc in d.items():
+                table[(k, w)] = acc
+                if w not in self.fired:
+                    timers.append((max_ts, k, w))
+                if self.lateness:
+                    timers.append((max_ts + self.lateness, k, w))
+        return timers
+
+    def load(self, table: dict[Any, Any], timers: list[tuple[int, Any, Any]]) -> None:
+        """Take over restored contents (emptying ``table``) and their timers."""
+        pending = {w for ts, _k, w in timers if ts == w[1] - 1}
+        for (k, w), acc in table.items():
+            w = TimeWindow(w[0], w[1])
+            d = self.windows.get(w)
+            if d is None:
+                max_ts = w[1] - 1
+                if w in pending:
+                    d = self._open_window(w, max_ts)
+                else:
+                    d = self.windows[w] = {}
+                    self.fired.add(w)
+                    heapq.heappush(self.to_clean, (max_ts + self.lateness, w[0], w[1]))
+            d[k] = acc
+        table.clear()
