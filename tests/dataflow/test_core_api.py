@@ -18,6 +18,7 @@ from strom.datastream import (
     JobStatus,
     KeyedProcessFunction,
     KeySelector,
+    ListAccumulator,
     MapFunction,
     OutputTag,
     ProcessFunction,
@@ -38,17 +39,18 @@ def test_issue_acceptance_collect() -> None:
 
 
 def test_map_flat_map_filter_callables_and_classes(env: StreamExecutionEnvironment) -> None:
-    opened: list[tuple[str, int, int]] = []
-
     class Double(MapFunction[int, int]):
         def open(self, runtime_context: RuntimeContext) -> None:
-            opened.append(
+            # an accumulator, not a captured list: subtasks may run in other processes
+            opened = ListAccumulator()
+            opened.add(
                 (
                     runtime_context.get_task_name(),
                     runtime_context.get_index_of_this_subtask(),
                     runtime_context.get_number_of_parallel_subtasks(),
                 )
             )
+            runtime_context.add_accumulator("opened", opened)
 
         def map(self, value: int) -> int:
             return value * 2
@@ -72,9 +74,10 @@ def test_map_flat_map_filter_callables_and_classes(env: StreamExecutionEnvironme
         .flat_map(lambda x: [x] if x % 2 else None)
         .sink_to(sink)
     )
-    env.execute()
+    result = env.execute()
     assert sorted(sink.results) == [2 * i + 1 for i in range(1, 101)]
     p = env.get_parallelism()
+    opened = result.get_accumulator_result("opened")
     assert sorted(opened) == [("double", i, p) for i in range(p)]
 
 
@@ -372,3 +375,9 @@ def test_buffer_timeout_zero_and_minus_one_deliver_everything() -> None:
         env.set_buffer_timeout(timeout).set_parallelism(2)
         out = env.from_sequence(1, 3000).rebalance().map(lambda x: x).execute_and_collect()
         assert sorted(out) == list(range(1, 3001))
+
+
+def test_sum_on_tuples_of_varying_shape(env: StreamExecutionEnvironment) -> None:
+    data = [("a", 1), ("a", 2, "x"), ("a", 3), ("b", 1.5), ("b", 2.5)]
+    out = list(env.from_collection(data).key_by(0).sum(1).execute_and_collect())
+    assert sorted(out) == [("a", 1), ("a", 3), ("a", 6), ("b", 1.5), ("b", 4.0)]

@@ -218,7 +218,8 @@ class CollectionSource(_RangeSource):
         return [IndexRangeSplit("0", 0, len(self.data))]
 
     def _values_for(self, start: int, stop: int) -> list[Any]:
-        return list(self.data[start:stop])
+        chunk = self.data[start:stop]
+        return chunk if type(chunk) is list else list(chunk)
 
 
 class NumberSequenceSource(_RangeSource):

@@ -94,6 +94,9 @@ class StreamGroupedReduce(UdfStreamOperator, _KeyedMixin):
         """Fold each record into its key's running value; emit updates in STREAMING."""
         key_of = self.context.key_selector
         fn = self.fn
+        specialize = getattr(fn, "specialize", None)
+        if specialize is not None and values:  # built-in sum/min/max: compile once
+            fn = self.fn = specialize(values[0])
         out: list[Any] = []
         append = out.append
         table = self.table
