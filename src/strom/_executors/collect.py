@@ -1,13 +1,17 @@
 """CollectSink: hands a job's records to ``execute_and_collect``'s iterator.
 
 Batches go through a bounded queue (back-pressure on the job when the consumer is slow);
-closing the iterator makes the writer drop further records and cancels the job.
+closing the iterator makes the writer drop further records and cancels the job. A
+CollectSink shipped to a TaskManager keeps only its id: its writers stream batches back
+over the JobManager connection (``strom._executors.client_link``), and a full queue
+blocks that connection, which back-pressures the writing TaskManager.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,13 +32,13 @@ class _CollectWriter(SinkWriter[Any, None]):
         self.write_batch([value], None)
 
     def write_batch(self, values: list[Any], timestamps_ms: list[int] | None) -> None:
-        q, closed = self.sink.queue, self.sink.closed
-        while not closed.is_set():
-            try:
-                q.put(values, timeout=0.05)
-                return
-            except queue.Full:
-                continue
+        sink = self.sink
+        if sink.remote:
+            from strom._executors import client_link
+
+            client_link.deliver(sink.sink_id, list(values), None)
+        else:
+            sink.receive(values, None)
 
 
 class CollectSink(Sink[Any, None]):
@@ -43,10 +47,29 @@ class CollectSink(Sink[Any, None]):
     def __init__(self) -> None:
         self.queue: queue.Queue[Any] = queue.Queue(_QUEUE_BATCHES)
         self.closed = threading.Event()
+        self.sink_id = uuid.uuid4().hex
+        self.remote = False
+        from strom._executors import client_link
 
-    def __getstate__(self) -> dict[str, Any]:  # pragma: no cover - multi-process later
-        msg = "CollectSink only runs in the client's process"
-        raise TypeError(msg)
+        client_link.register(self.sink_id, self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"sink_id": self.sink_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.remote = True
+
+    def receive(self, values: list[Any], timestamps_ms: list[int | None] | None) -> None:
+        """Queue a batch for the iterator; blocks while the queue is full (back-pressure)
+        and drops the batch once the iterator was closed."""
+        q, closed = self.queue, self.closed
+        while not closed.is_set():
+            try:
+                q.put(values, timeout=0.05)
+                return
+            except queue.Full:
+                continue
 
     def create_writer(self, context: SinkWriterContext) -> SinkWriter[Any, None]:
         """A writer feeding the queue."""

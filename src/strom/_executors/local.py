@@ -16,29 +16,26 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from strom._graph.job_graph import JobEdge, JobGraph, JobVertex
-from strom._graph.partitioner import ForwardPartitioner, RescalePartitioner
-from strom._runtime.io.channels import InputGate, LocalInputChannel
-from strom._runtime.io.record_writer import RecordWriter
-from strom._runtime.operators.base import OperatorContext, StreamOperator
-from strom._runtime.operators.registry import create_operator
-from strom._runtime.operators.source import SourceOperator, SourceReaderContextImpl
-from strom._runtime.task.operator_chain import (
-    ChainingTarget,
-    ChainOutput,
-    OperatorChain,
-    RecordWriterTarget,
+from strom._cluster.deployment import (
+    DeployedTask,
+    TaskBuilder,
+    connected_pairs,
+    job_edges,
+    task_metrics,
 )
+from strom._graph.job_graph import JobGraph, JobVertex
+from strom._runtime.io.channels import LocalInputChannel
+from strom._runtime.operators.base import OperatorContext
 from strom._runtime.task.stream_task import StreamTask
-from strom._runtime.time.processing_time import ProcessingTimeService, system_clock_ms
+from strom._runtime.time.processing_time import system_clock_ms
 from strom.datastream.execution import JobClient, JobExecutionResult, JobStatus
 from strom.errors import JobCancelledError, JobExecutionError, TaskError
 
-from .source_coordinator import SourceCoordinator
+from .source_coordinator import LocalReaderGateway, SourceCoordinator
 
-__all__ = ["JOB_LISTENERS", "LocalExecutor", "LocalJobClient"]
+__all__ = ["JOB_LISTENERS", "JobExecutor", "LocalExecutor", "LocalJobClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +68,7 @@ class LocalExecutor:
         self.job_id = job_id or uuid.uuid4().hex
         self.job_parameters = dict(job_parameters or {})
         self.tasks: list[StreamTask] = []
+        self.deployed: list[DeployedTask] = []
         self.coordinators: list[SourceCoordinator] = []
         self.coordinator_by_vertex: dict[str, SourceCoordinator] = {}
         self.operator_contexts: list[tuple[JobVertex, OperatorContext]] = []
@@ -83,124 +81,35 @@ class LocalExecutor:
     def build(self) -> None:
         """Create channels, operators, chains and tasks for every subtask."""
         jg = self.job_graph
-        cfg = jg.config
-        batch_size = int(cfg["execution.batch-size"])
-        capacity = int(cfg["execution.channel-capacity"])
-        timeout = int(cfg["execution.buffer-timeout"])
-        # channels per edge: (producer i, consumer j) -> channel
-        edge_channels: dict[int, dict[tuple[int, int], LocalInputChannel]] = {}
+        capacity = int(jg.config["execution.channel-capacity"])
+        # one in-memory channel per (edge, producer i, consumer j), shared by both sides
+        channels: dict[tuple[int, int, int], LocalInputChannel] = {}
+        for k, e in enumerate(job_edges(jg)):
+            v, target = jg.vertex(e.source_vertex), jg.vertex(e.target_vertex)
+            for i, j in connected_pairs(e, v.parallelism, target.parallelism):
+                channels[(k, i, j)] = LocalInputChannel(
+                    capacity, f"{v.name}[{i}] -> {target.name}[{j}]"
+                )
+        builder = TaskBuilder(
+            jg,
+            self.job_id,
+            self.job_parameters,
+            lambda vid, i: self.coordinator_by_vertex[vid].request_split(i),
+            lambda vid, i, ev: self.coordinator_by_vertex[vid].send_event(i, ev),
+            self.clock,
+        )
+        subtasks = [(v.id, i) for v in jg.vertices for i in range(v.parallelism)]
+        self.deployed = builder.build(subtasks, dict(channels), channels)
+        self.tasks = [d.task for d in self.deployed]
+        self.operator_contexts = [(d.vertex, c) for d in self.deployed for c in d.contexts]
         for v in jg.vertices:
-            for e in v.outputs:
-                target = jg.vertex(e.target_vertex)
-                pairs = _connected_pairs(e, v.parallelism, target.parallelism)
-                edge_channels[id(e)] = {
-                    (i, j): LocalInputChannel(
-                        capacity, f"{v.name}[{i}] -> {target.name}[{j}]"
-                    )
-                    for i, j in pairs
-                }
-        for v in jg.vertices:
-            vertex_tasks: list[StreamTask] = []
-            for i in range(v.parallelism):
-                gate = None
-                if v.inputs:
-                    chans = [
-                        ch
-                        for e in v.inputs
-                        for (pi, cj), ch in sorted(edge_channels[id(e)].items())
-                        if cj == i
-                    ]
-                    gate = InputGate(chans)
-                writers: dict[int, RecordWriter] = {}
-                for e in v.outputs:
-                    chans = [
-                        ch
-                        for (pi, cj), ch in sorted(edge_channels[id(e)].items())
-                        if pi == i
-                    ]
-                    target_node = jg.vertex(e.target_vertex).head
-                    writers[id(e)] = RecordWriter(
-                        chans, e.partitioner, batch_size, v.max_parallelism, start_channel=i,
-                        target_uid=target_node.uid, target_name=target_node.name,
-                        subtask_index=i,
-                    )
-                task = self._build_task(v, i, gate, writers)
-                task.buffer_timeout_ms = timeout
-                vertex_tasks.append(task)
-            self.tasks.extend(vertex_tasks)
             if v.is_source:
-                coord = SourceCoordinator(v.head.source, vertex_tasks)
+                readers = [d.task for d in self.deployed if d.vertex is v]
+                coord = SourceCoordinator(
+                    v.head.source, v.parallelism, LocalReaderGateway(readers)
+                )
                 self.coordinators.append(coord)
                 self.coordinator_by_vertex[v.id] = coord
-
-    def _build_task(
-        self,
-        v: JobVertex,
-        index: int,
-        gate: InputGate | None,
-        writers: dict[int, RecordWriter],
-    ) -> StreamTask:
-        jg = self.job_graph
-        ops: dict[int, StreamOperator] = {}
-        pts = ProcessingTimeService(self.clock)
-        for node in v.nodes:
-            ctx = OperatorContext(
-                job_id=self.job_id,
-                uid=node.uid,
-                name=node.name,
-                operator_id=node.operator_id,
-                subtask_index=index,
-                parallelism=node.parallelism,
-                max_parallelism=node.max_parallelism,
-                attempt_number=0,
-                runtime_mode=jg.runtime_mode,
-                config=jg.config,
-                key_selector=node.key_selector,
-                job_parameters=self.job_parameters,
-                processing_time_service=pts,
-            )
-            op: StreamOperator
-            if node.kind == "source":
-                reader_ctx = SourceReaderContextImpl(
-                    index,
-                    node.parallelism,
-                    lambda i, vid=v.id: self.coordinator_by_vertex[vid].request_split(i),
-                    lambda i, ev, vid=v.id: self.coordinator_by_vertex[vid].send_event(i, ev),
-                )
-                op = SourceOperator(node.source, node.watermark_strategy, reader_ctx)
-            else:
-                assert node.operator is not None
-                op = create_operator(node.operator)
-            op.context = ctx
-            ops[node.id] = op
-            self.operator_contexts.append((v, ctx))
-        chained_by_source: dict[int, list[Any]] = {}
-        for e in v.chained_edges:
-            chained_by_source.setdefault(e.source_id, []).append(e)
-        net_by_source: dict[int, list[JobEdge]] = {}
-        for je in v.outputs:
-            net_by_source.setdefault(je.source_node, []).append(je)
-        for node in reversed(v.nodes):
-            main: list[Any] = []
-            side: dict[str, list[Any]] = {}
-            for e in chained_by_source.get(node.id, []):
-                t = ChainingTarget(ops[e.target_id])
-                (main if e.tag_id is None else side.setdefault(e.tag_id, [])).append(t)
-            for je in net_by_source.get(node.id, []):
-                wt = RecordWriterTarget(writers[id(je)])
-                (main if je.tag_id is None else side.setdefault(je.tag_id, [])).append(wt)
-            op = ops[node.id]
-            op.setup(op.context, ChainOutput(main, side, op.context.metrics))
-        chain = OperatorChain([ops[n.id] for n in v.nodes])
-        task = StreamTask(
-            f"{v.name} ({index + 1}/{v.parallelism})",
-            index,
-            chain,
-            list(writers.values()),
-            gate,
-            pts,
-        )
-        return task
 
     # -- running --------------------------------------------------------------------------
     def run(self) -> JobExecutionResult:
@@ -315,39 +224,44 @@ class LocalExecutor:
         return {name: acc.get_local_value() for name, acc in merged.items()}
 
     def metrics(self) -> list[dict[str, Any]]:
-        """Per operator and subtask counters."""
-        return [
-            {
-                "vertex": v.name,
-                "operator": ctx.name,
-                "uid": ctx.uid,
-                "subtask": ctx.subtask_index,
-                "records_in": ctx.metrics.records_in,
-                "records_out": ctx.metrics.records_out,
-            }
-            for v, ctx in self.operator_contexts
-        ]
+        """Per operator and subtask counters (see ``task_metrics`` for the fields)."""
+        now_ms = time.monotonic_ns() // 1_000_000
+        return [row for d in self.deployed for row in task_metrics(d, now_ms)]
 
 
-def _connected_pairs(e: JobEdge, p: int, q: int) -> list[tuple[int, int]]:
-    """(producer, consumer) subtask pairs an edge connects."""
-    if isinstance(e.partitioner, ForwardPartitioner):
-        return [(i, i) for i in range(p)]
-    if isinstance(e.partitioner, RescalePartitioner):
-        if p >= q:
-            return [(i, i * q // p) for i in range(p)]
-        return [(i, j) for j in range(q) for i in [j * p // q]]
-    return [(i, j) for i in range(p) for j in range(q)]
+class JobExecutor(Protocol):
+    """What a :class:`LocalJobClient` drives: the LocalExecutor or a ClusterExecutor."""
+
+    job_id: str
+    job_graph: JobGraph
+    start_time: float
+    end_time: float
+
+    @property
+    def status(self) -> JobStatus:
+        """The job's status."""
+
+    def run(self) -> JobExecutionResult:
+        """Run the job to completion on the calling thread."""
+
+    def cancel(self) -> None:
+        """Request cancellation."""
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Per operator and subtask metric rows."""
 
 
 class LocalJobClient(JobClient):
-    """JobClient of a job running on a background thread of this process.
+    """JobClient of a job driven from this process (in-process or on a MiniCluster).
+
+    The job runs on a background thread (``execute_async``) or on the calling thread
+    (``execute``).
 
     Args:
         executor: the job's executor (not yet running).
     """
 
-    def __init__(self, executor: LocalExecutor) -> None:
+    def __init__(self, executor: JobExecutor) -> None:
         self.executor = executor
         self._result: JobExecutionResult | None = None
         self._error: BaseException | None = None
@@ -403,5 +317,8 @@ class LocalJobClient(JobClient):
         return self._done.is_set()
 
     def get_metrics(self) -> list[dict[str, Any]]:
-        """Per operator and subtask counters."""
+        """Per operator and subtask rows: ``vertex``, ``operator``, ``uid``, ``subtask``,
+        ``records_in``, ``records_out``, plus the task-level ``bytes_in``, ``bytes_out``,
+        ``watermark_ms``, ``backpressured_ms``, ``input_queue``, ``output_queue``,
+        ``status`` and ``taskmanager`` (see ``strom._cluster.deployment.task_metrics``)."""
         return self.executor.metrics()

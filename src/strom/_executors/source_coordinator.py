@@ -1,24 +1,73 @@
 """SourceCoordinator: hosts a source's SplitEnumerator on the JobManager side.
 
 Readers' split requests and events are queued and handled on the executor's loop thread;
-assignments are delivered to the reader task's mailbox, so a reader never re-enters
-itself. ``call_async`` runs the callable on a worker thread and the handler back on the
-loop thread (Flink's ``SourceCoordinatorContext.callAsync``).
+assignments go through a :class:`ReaderGateway`: into the reader task's mailbox when the
+reader runs in this process (:class:`LocalReaderGateway`), as RPC messages to its
+TaskManager otherwise, so a reader never re-enters itself. ``call_async`` runs the
+callable on a worker thread and the handler back on the loop thread (Flink's
+``SourceCoordinatorContext.callAsync``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from strom._runtime.task.stream_task import StreamTask
 from strom.connectors.source import SplitEnumerator, SplitEnumeratorContext
 
-__all__ = ["SourceCoordinator"]
+__all__ = ["LocalReaderGateway", "ReaderGateway", "SourceCoordinator"]
+
+
+class ReaderGateway(Protocol):
+    """How a coordinator reaches the readers of its source, wherever they run."""
+
+    def assign_splits(self, subtask: int, splits: list[Any]) -> None:
+        """Hand splits to reader ``subtask``."""
+
+    def no_more_splits(self, subtask: int) -> None:
+        """Tell reader ``subtask`` there are no more splits."""
+
+    def send_event(self, subtask: int, event: Any) -> None:
+        """Deliver a custom source event to reader ``subtask``."""
+
+
+class LocalReaderGateway:
+    """Delivers to reader tasks of this process through their mailboxes.
+
+    Args:
+        tasks: the source's reader tasks, indexed by subtask.
+    """
+
+    def __init__(self, tasks: list[StreamTask]) -> None:
+        self.tasks = tasks
+
+    def assign_splits(self, subtask: int, splits: list[Any]) -> None:
+        """Queue ``add_splits`` in the reader task's mailbox."""
+        task = self.tasks[subtask]
+        src = task.source
+        assert src is not None
+        task.mailbox.append(lambda: src.add_splits(splits))
+
+    def no_more_splits(self, subtask: int) -> None:
+        """Queue ``notify_no_more_splits``."""
+        task = self.tasks[subtask]
+        src = task.source
+        assert src is not None
+        task.mailbox.append(src.notify_no_more_splits)
+
+    def send_event(self, subtask: int, event: Any) -> None:
+        """Queue ``handle_source_event`` on the reader."""
+        task = self.tasks[subtask]
+        src = task.source
+        assert src is not None and src.reader is not None
+        reader = src.reader
+        task.mailbox.append(lambda: reader.handle_source_event(event))
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +77,14 @@ class SourceCoordinator(SplitEnumeratorContext[Any]):
 
     Args:
         source: the ``Source``.
-        tasks: the source's reader tasks, indexed by subtask.
+        parallelism: number of readers.
+        gateway: where assignments and events for readers go.
     """
 
-    def __init__(self, source: Any, tasks: list[StreamTask]) -> None:
+    def __init__(self, source: Any, parallelism: int, gateway: ReaderGateway) -> None:
         self.source = source
-        self.tasks = tasks
+        self.parallelism = parallelism
+        self.gateway = gateway
         self.enumerator: SplitEnumerator[Any, Any] | None = None
         self.requests: deque[tuple[str, int, Any]] = deque()
         self.results: deque[Callable[[], None]] = deque()
@@ -44,33 +95,23 @@ class SourceCoordinator(SplitEnumeratorContext[Any]):
     # -- SplitEnumeratorContext -----------------------------------------------------------
     def current_parallelism(self) -> int:
         """Number of readers."""
-        return len(self.tasks)
+        return self.parallelism
 
     def registered_readers(self) -> list[int]:
         """Readers registered so far."""
         return list(self._registered)
 
     def assign_split(self, split: Any, subtask_id: int) -> None:
-        """Deliver a split to a reader's mailbox."""
-        task = self.tasks[subtask_id]
-        src = task.source
-        assert src is not None
-        task.mailbox.append(lambda: src.add_splits([split]))
+        """Deliver a split to a reader."""
+        self.gateway.assign_splits(subtask_id, [split])
 
     def signal_no_more_splits(self, subtask_id: int) -> None:
         """Tell a reader there are no more splits."""
-        task = self.tasks[subtask_id]
-        src = task.source
-        assert src is not None
-        task.mailbox.append(src.notify_no_more_splits)
+        self.gateway.no_more_splits(subtask_id)
 
     def send_event_to_source_reader(self, subtask_id: int, event: Any) -> None:
         """Deliver a custom event to a reader."""
-        task = self.tasks[subtask_id]
-        src = task.source
-        assert src is not None and src.reader is not None
-        reader = src.reader
-        task.mailbox.append(lambda: reader.handle_source_event(event))
+        self.gateway.send_event(subtask_id, event)
 
     def call_async(
         self,
@@ -92,7 +133,7 @@ class SourceCoordinator(SplitEnumeratorContext[Any]):
             self.enumerator = self.source.restore_enumerator(self, enumerator_state)
         assert self.enumerator is not None
         self.enumerator.start()
-        for i in range(len(self.tasks)):
+        for i in range(self.parallelism):
             self._registered.append(i)
             self.enumerator.add_reader(i)
 
@@ -121,14 +162,14 @@ class SourceCoordinator(SplitEnumeratorContext[Any]):
             self.results.popleft()()
             progressed = True
         for entry in self.periodic:
-            due, period, fn, handler, busy = entry
+            due, _period, fn, handler, busy = entry
             if busy or now_ms < due:
                 continue
             entry[4] = True
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="strom-enumerator")
             fut = self._pool.submit(fn)
-            fut.add_done_callback(lambda f, e=entry, h=handler: self._done(f, e, h))
+            fut.add_done_callback(functools.partial(self._done, entry=entry, handler=handler))
             progressed = True
         self.periodic = [e for e in self.periodic if e[4] or e[1] > 0 or e[0] > now_ms]
         return progressed

@@ -1,8 +1,14 @@
-"""TestingSource and TestingSink."""
+"""TestingSource and TestingSink.
+
+Both work on every runtime: a TestingSink shipped to a TaskManager process sends what
+its writers receive back to the original object in the client (keyed by a sink id), so
+``sink.results`` is complete once ``execute()`` returns, whatever the parallelism.
+"""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -48,8 +54,9 @@ class _TestingSplit(SourceSplit):
 
 
 class _TestingEnumerator(SplitEnumerator[_TestingSplit, list[_TestingSplit]]):
-    def __init__(self, context: SplitEnumeratorContext[_TestingSplit],
-                 splits: list[_TestingSplit]) -> None:
+    def __init__(
+        self, context: SplitEnumeratorContext[_TestingSplit], splits: list[_TestingSplit]
+    ) -> None:
         self.context = context
         self.splits = splits
 
@@ -177,16 +184,16 @@ class _TestingWriter(SinkWriter[Any, None]):
         self.sink = sink
 
     def write(self, value: Any, timestamp_ms: int | None) -> None:
-        with self.sink._lock:
-            self.sink.results.append(value)
-            self.sink.timestamps.append(timestamp_ms)
+        self.write_batch([value], None if timestamp_ms is None else [timestamp_ms])
 
     def write_batch(self, values: list[Any], timestamps_ms: list[int] | None) -> None:
-        with self.sink._lock:
-            self.sink.results.extend(values)
-            self.sink.timestamps.extend(
-                timestamps_ms if timestamps_ms is not None else [None] * len(values)
-            )
+        sink = self.sink
+        if sink._remote:  # in a TaskManager: the results belong to the client's sink
+            from strom._executors import client_link
+
+            client_link.deliver(sink._sink_id, list(values), timestamps_ms)  # type: ignore[arg-type]
+        else:
+            sink.receive(values, timestamps_ms)  # type: ignore[arg-type]
 
 
 class TestingSink(Sink[Any, None]):
@@ -206,6 +213,30 @@ class TestingSink(Sink[Any, None]):
         self.results: list[Any] = results if results is not None else []
         self.timestamps: list[int | None] = []
         self._lock = threading.Lock()
+        self._sink_id = uuid.uuid4().hex
+        self._remote = False
+        from strom._executors import client_link
+
+        client_link.register(self._sink_id, self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # shipped to a TaskManager: only the id travels; records come back by id
+        return {"_sink_id": self._sink_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.results = []
+        self.timestamps = []
+        self._lock = threading.Lock()
+        self._remote = True
+
+    def receive(self, values: list[Any], timestamps_ms: list[int | None] | None) -> None:
+        """Append a batch of records (from a local writer, or shipped back by a remote one)."""
+        with self._lock:
+            self.results.extend(values)
+            self.timestamps.extend(
+                timestamps_ms if timestamps_ms is not None else [None] * len(values)
+            )
 
     def create_writer(self, context: SinkWriterContext) -> SinkWriter[Any, None]:
         """A writer appending to :attr:`results`."""

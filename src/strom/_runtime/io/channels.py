@@ -11,9 +11,21 @@ that the task thread drains (the multi-process runtime does this).
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["InputGate", "LocalInputChannel"]
+__all__ = ["InputGate", "LocalInputChannel", "OutputChannel"]
+
+
+class OutputChannel(Protocol):
+    """What a RecordWriter writes to: a :class:`LocalInputChannel` shared with a consumer
+    in this process, or a network channel's producer half (``strom._runtime.io.network``).
+    ``len(queue) >= capacity`` means the producer is back-pressured."""
+
+    queue: deque[Any]
+    capacity: int
+
+    def push(self, element: Any) -> None:
+        """Append an element (a RecordBatch or a control element)."""
 
 
 class LocalInputChannel:

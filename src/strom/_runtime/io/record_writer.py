@@ -19,10 +19,12 @@ from strom._graph.partitioner import (
     ShufflePartitioner,
 )
 from strom._runtime.elements import RecordBatch
-from strom._runtime.io.channels import LocalInputChannel
+from strom._runtime.io.channels import OutputChannel
 from strom.errors import TaskError, UnhashableKeyError, UserFunctionError
 
 __all__ = ["RecordWriter"]
+
+_ROUTE_CACHE_MAX = 1 << 16  # keys whose channel is remembered per writer (bounds memory)
 
 
 class RecordWriter:
@@ -42,7 +44,7 @@ class RecordWriter:
 
     def __init__(
         self,
-        channels: list[LocalInputChannel],
+        channels: list[OutputChannel],
         partitioner: Partitioner,
         batch_size: int,
         max_parallelism: int,
@@ -64,6 +66,8 @@ class RecordWriter:
         self.buffered = 0
         self.dirty_since_ms: int | None = None
         self.records_out = 0
+        self._routes: dict[type, dict[Any, int]] = {str: {}, int: {}, bytes: {}}
+        self._routes_size = 0
         self._rr = start_channel % n if n else 0
         if n == 1:
             self.emit = self._emit_single  # type: ignore[method-assign]
@@ -159,10 +163,22 @@ class RecordWriter:
         except Exception as e:
             raise self._key_error(UserFunctionError, f"{type(e).__name__}: {e} "
                                   "(raised by the key selector of key_by)") from e
+        routes = self._routes
         try:
-            targets = channel_indices(keys, self.max_parallelism, len(self.channels))
-        except TypeError as e:
-            raise self._key_error(UnhashableKeyError, f"invalid key: {e}") from e
+            # hot keys repeat: look their channel up instead of re-hashing every record
+            # (str/int/bytes keys only, per exact type, so 1 and 1.0 never share an entry)
+            targets = [routes[type(k)][k] for k in keys]
+        except (KeyError, TypeError):
+            try:
+                targets = channel_indices(keys, self.max_parallelism, len(self.channels))
+            except TypeError as e:
+                raise self._key_error(UnhashableKeyError, f"invalid key: {e}") from e
+            if self._routes_size < _ROUTE_CACHE_MAX:
+                for k, t in zip(keys, targets):
+                    cache = routes.get(type(k))
+                    if cache is not None and k not in cache:
+                        cache[k] = t
+                        self._routes_size += 1
         self._scatter(targets, values, timestamps)
 
     def _key_error(self, cls: type[TaskError], msg: str) -> TaskError:

@@ -77,6 +77,12 @@ class StreamTask:
             StatusWatermarkValve(len(input_gate.channels)) if input_gate is not None else None
         )
         self.buffer_timeout_ms = 100
+        self.stop_requested = False
+        """Set (from any thread) to end the current step after the element in hand, so a
+        cancel does not wait for a step full of slow records."""
+        self.backpressured_ms = 0
+        """Total time (monotonic ms) the task could not run because an output was full."""
+        self._backpressured_since_ms: int | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -104,6 +110,11 @@ class StreamTask:
                 return False
         return True
 
+    def backpressured_time_ms(self, now_ms: int) -> int:
+        """Back-pressured time so far, including a period still in progress."""
+        since = self._backpressured_since_ms
+        return self.backpressured_ms + (now_ms - since if since is not None else 0)
+
     # -- the mailbox loop's step ----------------------------------------------------------
     def step(self, now_ms: int) -> bool:
         """Run mailbox actions, then do one unit of work; return True if anything happened."""
@@ -118,7 +129,12 @@ class StreamTask:
             progressed = True
             return progressed
         if not self.writers_available():
+            if self._backpressured_since_ms is None:
+                self._backpressured_since_ms = now_ms
             return progressed
+        if self._backpressured_since_ms is not None:
+            self.backpressured_ms += now_ms - self._backpressured_since_ms
+            self._backpressured_since_ms = None
         if self.source is not None:
             status = self.source.emit_next(now_ms)
             if status is InputStatus.END_OF_INPUT:
@@ -137,6 +153,8 @@ class StreamTask:
         head = self.chain.head_target
         progressed = False
         for _ in range(_ELEMENTS_PER_STEP):
+            if self.stop_requested:
+                return True
             item = gate.poll()
             if item is None:
                 if progressed:

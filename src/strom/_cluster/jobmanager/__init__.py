@@ -1,0 +1,1 @@
+"""JobManager side: job status state machine, execution graph, JobMaster."""

@@ -1,0 +1,1 @@
+"""RPC between the JobManager and TaskManagers: typed messages over a transport."""

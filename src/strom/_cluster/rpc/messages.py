@@ -1,0 +1,286 @@
+"""Typed RPC messages between the JobManager (JM) and TaskManagers (TM).
+
+Every message is a frozen dataclass; the transport pickles it (cloudpickle, so splits and
+source events defined in user code travel too). Messages of one connection arrive in the
+order they were sent, which the protocol relies on: a sink's :class:`ClientData` always
+precedes the :class:`TaskFinished` of its subtask.
+
+Deployment is two-phase: the JM sends :class:`DeployJob` to every TM, each TM builds and
+opens its tasks and answers :class:`JobDeployed`; only then the JM sends
+:class:`StartJob`, so every consumer channel exists before any producer connects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "AddSplits",
+    "CancelJob",
+    "ChannelSpec",
+    "ClientData",
+    "DeployJob",
+    "Heartbeat",
+    "JobDeployed",
+    "JobReleased",
+    "NoMoreSplits",
+    "ProcessOutput",
+    "RegisterTaskManager",
+    "ReleaseJob",
+    "RemoteFailure",
+    "Shutdown",
+    "SourceEventToCoordinator",
+    "SourceEventToReader",
+    "SplitRequest",
+    "StartJob",
+    "TaskFailed",
+    "TaskFinished",
+]
+
+
+# -- shared payloads ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One channel of a job edge between producer subtask ``i`` and consumer ``j``.
+
+    Attributes:
+        edge: index of the edge in the job's edge list (vertices in order, outputs in order).
+        producer: producer subtask index.
+        consumer: consumer subtask index.
+        channel_id: id unique within the job (used on the wire when the channel is remote).
+        producer_tm: TaskManager running the producer.
+        consumer_tm: TaskManager running the consumer.
+    """
+
+    edge: int
+    producer: int
+    consumer: int
+    channel_id: int
+    producer_tm: str
+    consumer_tm: str
+
+
+@dataclass(frozen=True)
+class RemoteFailure:
+    """An exception shipped from a TaskManager.
+
+    Attributes:
+        chain: the exception and its causes, outermost first, each pickled (or None when it
+            cannot be pickled).
+        descriptions: per exception ``(qualified type name, message)``.
+        tracebacks: per exception its formatted traceback (frames only).
+    """
+
+    chain: list[bytes | None]
+    descriptions: list[tuple[str, str]]
+    tracebacks: list[str]
+
+
+# -- TM -> JM ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegisterTaskManager:
+    """A TaskManager process is up.
+
+    Attributes:
+        tm_id: its id (given at launch).
+        pid: its OS process id.
+        data_address: where its network environment listens for data connections.
+    """
+
+    tm_id: str
+    pid: int
+    data_address: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Periodic liveness signal carrying the latest metrics.
+
+    Attributes:
+        tm_id: the sender.
+        metrics: per job id, ``(vertex id, subtask, rows)`` per subtask (rows as
+            ``strom._cluster.deployment.task_metrics`` makes them).
+    """
+
+    tm_id: str
+    metrics: dict[str, list[tuple[str, int, list[dict[str, Any]]]]]
+
+
+@dataclass(frozen=True)
+class JobDeployed:
+    """The TM built and opened its tasks of the job."""
+
+    job_id: str
+    tm_id: str
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    """A subtask processed its end of input and closed.
+
+    Attributes:
+        accumulators: pickled ``{name: Accumulator}`` of its operators, in chain order.
+        metrics: its final metric rows.
+    """
+
+    job_id: str
+    vertex_id: str
+    subtask: int
+    accumulators: bytes
+    metrics: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    """A subtask (or the deployment, when ``vertex_id`` is None) failed.
+
+    Attributes:
+        subtask: the subtask index, or None.
+        network_peer: set when the failure is a lost data connection to that TM.
+    """
+
+    job_id: str
+    tm_id: str
+    vertex_id: str | None
+    subtask: int | None
+    failure: RemoteFailure
+    network_peer: str | None = None
+
+
+@dataclass(frozen=True)
+class JobReleased:
+    """The TM dropped every task and connection of the job (after cancel/release)."""
+
+    job_id: str
+    tm_id: str
+
+
+@dataclass(frozen=True)
+class SplitRequest:
+    """A source reader asks its enumerator for a split."""
+
+    job_id: str
+    vertex_id: str
+    subtask: int
+
+
+@dataclass(frozen=True)
+class SourceEventToCoordinator:
+    """A custom event from a source reader to its enumerator."""
+
+    job_id: str
+    vertex_id: str
+    subtask: int
+    event: Any
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """Records for a receiver in the client process (collect sink, TestingSink).
+
+    Attributes:
+        receiver_id: the registered receiver.
+        values: the records.
+        timestamps: their timestamps or None.
+    """
+
+    receiver_id: str
+    values: list[Any]
+    timestamps: list[int | None] | None
+
+
+@dataclass(frozen=True)
+class ProcessOutput:
+    """Text a TaskManager wrote to ``sys.stdout``/``sys.stderr`` (e.g. ``print()`` in a
+    user function or a PrintSink), written to the client's stream of the same name.
+
+    Attributes:
+        stream: ``"stdout"`` or ``"stderr"``.
+        text: the text.
+    """
+
+    stream: str
+    text: str
+
+
+# -- JM -> TM ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeployJob:
+    """Build, initialise and open this TM's subtasks of a job.
+
+    Attributes:
+        job_id: hex job id.
+        job_graph: cloudpickled ``JobGraph``.
+        job_parameters: global job parameters.
+        sys_path: the client's ``sys.path`` (so user modules import alike).
+        subtasks: ``(vertex id, subtask index)`` pairs to run here.
+        channels: every channel touching a subtask of this TM.
+        peers: data address of every TM of the job.
+        modules: user modules the TM cannot import from ``sys_path`` (loaded from a file
+            in the client, e.g. with ``spec_from_file_location``): name -> file path.
+    """
+
+    job_id: str
+    job_graph: bytes
+    job_parameters: dict[str, str]
+    sys_path: list[str]
+    subtasks: list[tuple[str, int]]
+    channels: list[ChannelSpec]
+    peers: dict[str, str] = field(default_factory=dict)
+    modules: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StartJob:
+    """Every TM deployed: connect channels and start the sources."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """Stop and close the job's tasks, then answer :class:`JobReleased`."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
+class ReleaseJob:
+    """The job finished: drop its connections and state, then answer :class:`JobReleased`."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
+class AddSplits:
+    """Splits the enumerator assigned to a reader."""
+
+    job_id: str
+    vertex_id: str
+    subtask: int
+    splits: list[Any]
+
+
+@dataclass(frozen=True)
+class NoMoreSplits:
+    """The enumerator has no more splits for a reader."""
+
+    job_id: str
+    vertex_id: str
+    subtask: int
+
+
+@dataclass(frozen=True)
+class SourceEventToReader:
+    """A custom event from an enumerator to a reader."""
+
+    job_id: str
+    vertex_id: str
+    subtask: int
+    event: Any
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Exit the TaskManager process."""

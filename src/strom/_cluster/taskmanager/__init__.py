@@ -1,0 +1,1 @@
+"""TaskManager side: the TaskExecutor process and the process launcher."""
