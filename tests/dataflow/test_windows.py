@@ -308,3 +308,11 @@ def test_time_window_helpers() -> None:
     assert TimeWindow(0, 10).max_timestamp() == 9
     assert TimeWindow(0, 10).intersects(TimeWindow(10, 20))
     assert TimeWindow(0, 10).cover(TimeWindow(5, 30)) == TimeWindow(0, 30)
+
+
+def test_session_windows_with_equal_timestamps() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    items = [("a", 1000, 1), ("a", 1000, 2), ("a", 1003, 4)]
+    s = src(env, items).key_by(lambda e: e[0]).window(EventTimeSessionWindows.with_gap(5))
+    out, _ = run(env, s.aggregate(CountSum(), WithWindow()))
+    assert [v for v, _ in out] == [("a", 1000, 1008, (3, 7))]

@@ -69,10 +69,11 @@ class AsyncSnapshotWriter:
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, storage: CheckpointStorage, directory: str, checkpoint_id: int,
-               task_key: tuple[str, int], snapshots: dict[str, dict[str, Any]]) -> None:
-        """Queue ``snapshots`` (by uid) of one task for writing into ``directory``."""
-        self._queue.put((storage, directory, checkpoint_id, task_key, snapshots))
+    def submit_encoded(self, storage: CheckpointStorage, directory: str, checkpoint_id: int,
+                       task_key: tuple[str, int], states: dict[str, bytes]) -> None:
+        """Queue one task's encoded states (uid -> bytes from :func:`encode_snapshot`)
+        for writing into ``directory``."""
+        self._queue.put((storage, directory, checkpoint_id, task_key, states))
 
     def _run(self) -> None:
         while True:
@@ -82,11 +83,8 @@ class AsyncSnapshotWriter:
             storage, directory, cid, task_key, snapshots = item
             try:
                 handles = {}
-                for uid, state in snapshots.items():
-                    if not state:
-                        continue
+                for uid, data in snapshots.items():
                     name = f"{uid}-{task_key[1]}-{cid}"
-                    data = encode_snapshot(uid, task_key[1], state)
                     handles[uid] = storage.write_file(directory, name, data)
                 self.on_done(cid, task_key, handles, None)
             except BaseException as e:  # report every failure as a declined checkpoint

@@ -15,6 +15,7 @@ of failed checkpoints or crashed jobs and are removed by :meth:`cleanup_orphans`
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 import tempfile
 import uuid
@@ -23,6 +24,8 @@ from typing import Any
 import fsspec
 
 __all__ = ["METADATA_FILE", "METADATA_VERSION", "CheckpointStorage", "resolve_metadata_path"]
+
+logger = logging.getLogger(__name__)
 
 METADATA_FILE = "_metadata"
 METADATA_VERSION = 1
@@ -124,9 +127,16 @@ class CheckpointStorage:
 
     # -- lifecycle ------------------------------------------------------------------------
     def discard(self, directory: str) -> None:
-        """Delete a checkpoint directory (no error if already gone)."""
-        if self.fs.exists(directory):
-            self.fs.rm(directory, recursive=True)
+        """Delete a checkpoint directory (no error if already gone). A file still being
+        written by a late snapshot upload may make one attempt fail; what is left is an
+        orphan removed by :meth:`cleanup_orphans` later."""
+        for _ in range(3):
+            try:
+                if self.fs.exists(directory):
+                    self.fs.rm(directory, recursive=True)
+                return
+            except OSError as e:
+                logger.debug("could not delete %s yet: %s", directory, e)
 
     def completed_checkpoints(self) -> list[tuple[int, str]]:
         """``(checkpoint_id, dir)`` of every checkpoint with a ``_metadata``, oldest first."""

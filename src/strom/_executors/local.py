@@ -11,6 +11,7 @@ TaskManager processes, with network channels in place of the in-memory ones.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 import time
@@ -76,9 +77,12 @@ class LocalExecutor:
         self.cancel_event = threading.Event()
         self.start_time = 0.0
         self.end_time = 0.0
+        self.restart_causes = []
+        self.checkpointing: Any = None
+        self._closed = False
 
     # -- building -------------------------------------------------------------------------
-    def build(self) -> None:
+    def build(self, attempt: int = 0) -> None:
         """Create channels, operators, chains and tasks for every subtask."""
         jg = self.job_graph
         capacity = int(jg.config["execution.channel-capacity"])
@@ -97,8 +101,12 @@ class LocalExecutor:
             lambda vid, i: self.coordinator_by_vertex[vid].request_split(i),
             lambda vid, i, ev: self.coordinator_by_vertex[vid].send_event(i, ev),
             self.clock,
+            attempt_number=attempt,
         )
         subtasks = [(v.id, i) for v in jg.vertices for i in range(v.parallelism)]
+        self.coordinators = []
+        self.coordinator_by_vertex = {}
+        self._closed = False
         self.deployed = builder.build(subtasks, dict(channels), channels)
         self.tasks = [d.task for d in self.deployed]
         self.operator_contexts = [(d.vertex, c) for d in self.deployed for c in d.contexts]
@@ -113,28 +121,48 @@ class LocalExecutor:
 
     # -- running --------------------------------------------------------------------------
     def run(self) -> JobExecutionResult:
-        """Run the job to completion on the calling thread.
+        """Run the job to completion on the calling thread, restarting from the latest
+        completed checkpoint after failures as the restart strategy allows.
 
         Raises:
             JobExecutionError: a task failed (the TaskError is chained as the cause).
             JobCancelledError: :meth:`cancel` was called.
         """
+        from strom._checkpoint.restart import create_restart_strategy
+        from strom._executors.checkpointing import JobCheckpointing
+
         self.start_time = time.monotonic()
+        self.checkpointing = JobCheckpointing(self.job_graph, self.job_id, lambda m: None)
+        restart = create_restart_strategy(
+            self.job_graph.restart_strategy, lambda: time.monotonic_ns() // 1_000_000
+        )
+        attempt = 0
         try:
-            if not self.tasks:
-                self.build()
-            self.status = JobStatus.RUNNING
-            for task in reversed(self.tasks):
-                task.initialize(None)
-            for coord in self.coordinators:
-                coord.start()
-            for task in self.tasks:
-                task.start_source()
-            self._loop()
+            restore = self.checkpointing.initial_restore_point()
+            while True:
+                try:
+                    self._run_attempt(attempt, restore)
+                    break
+                except (JobCancelledError, KeyboardInterrupt):
+                    raise
+                except Exception as e:
+                    self._close_all(e)
+                    self.checkpointing.detach()
+                    restart.notify_failure()
+                    if not restart.can_restart():
+                        raise
+                    self.status = JobStatus.RESTARTING
+                    logger.warning("job %s failed (attempt %d), restarting: %s",
+                                   self.job_id, attempt, e)
+                    self.restart_causes.append(e)
+                    self._sleep_backoff(restart.backoff_ms())
+                    attempt += 1
+                    restore = self.checkpointing.latest_restore_point() or restore
         except BaseException as e:
             cancelled = isinstance(e, (JobCancelledError, KeyboardInterrupt))
             self.status = JobStatus.CANCELLING if cancelled else JobStatus.FAILING
             self._close_all(e)
+            self.checkpointing.close(retain=not cancelled or self._retain_on_cancel())
             self.status = JobStatus.CANCELED if cancelled else JobStatus.FAILED
             self.end_time = time.monotonic()
             if isinstance(e, JobExecutionError):
@@ -150,6 +178,7 @@ class LocalExecutor:
                 raise JobExecutionError(msg, self.job_id) from e
             raise
         errors = self._close_all(None)
+        self.checkpointing.close(retain=True)
         self.end_time = time.monotonic()
         if errors:
             self.status = JobStatus.FAILED
@@ -162,6 +191,76 @@ class LocalExecutor:
             accumulators=self.accumulator_results(),
         )
 
+    restart_causes: list[BaseException]
+
+    def _retain_on_cancel(self) -> bool:
+        cfg = self.job_graph.checkpoint_config or {}
+        return cfg.get("retention") == "RETAIN_ON_CANCELLATION"
+
+    def _sleep_backoff(self, ms: int) -> None:
+        deadline = time.monotonic() + ms / 1000
+        while time.monotonic() < deadline:
+            if self.cancel_event.is_set():
+                msg = f"Job '{self.job_graph.job_name}' ({self.job_id}) was cancelled"
+                raise JobCancelledError(msg, self.job_id)
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+
+    def _run_attempt(self, attempt: int, restore: Any) -> None:
+        if attempt > 0 or not self.tasks:
+            self.build(attempt)
+        self.status = JobStatus.RUNNING
+        states = restore.operators if restore is not None else None
+        for task in reversed(self.tasks):
+            task.initialize(states)
+        for coord, uid in self._source_uids():
+            enum_state = restore.enumerators.get(uid) if restore is not None else None
+            coord.start(enum_state)
+        cp = self.checkpointing
+        if cp.enabled:
+            listener = _TaskListener(cp)
+            for d in self.deployed:
+                d.task.enable_checkpointing(listener, cp.exactly_once, (d.vertex.id, d.subtask))
+            cp.attach(self)
+        for task in self.tasks:
+            task.start_source()
+        self._loop()
+
+    def _source_uids(self) -> list[tuple[SourceCoordinator, str]]:
+        out = []
+        for v in self.job_graph.vertices:
+            if v.is_source:
+                out.append((self.coordinator_by_vertex[v.id], v.head.uid))
+        return out
+
+    # -- CheckpointTarget -----------------------------------------------------------------
+    def trigger_tasks(self, keys: list[tuple[str, int]], barrier: Any) -> None:
+        """Queue a direct checkpoint trigger in each task's mailbox."""
+        by_key = {(d.vertex.id, d.subtask): d.task for d in self.deployed}
+        for k in keys:
+            task = by_key.get(k)
+            if task is not None:
+                task.mailbox.append(functools.partial(task.trigger_checkpoint, barrier))
+
+    def notify_tasks(self, checkpoint_id: int, final: bool) -> None:
+        """Queue the completion notice in every task's mailbox."""
+        for task in self.tasks:
+            task.mailbox.append(
+                functools.partial(task.notify_checkpoint_complete, checkpoint_id, final)
+            )
+
+    def abort_tasks(self, checkpoint_id: int) -> None:
+        """Queue the abort notice in every task's mailbox."""
+        for task in self.tasks:
+            task.mailbox.append(functools.partial(task.notify_checkpoint_aborted, checkpoint_id))
+
+    def snapshot_enumerators(self, checkpoint_id: int) -> dict[str, Any]:
+        """Every source's enumerator state (taken before any barrier is injected)."""
+        out = {}
+        for coord, uid in self._source_uids():
+            if coord.enumerator is not None:
+                out[uid] = coord.enumerator.snapshot_state(checkpoint_id)
+        return out
+
     def _loop(self) -> None:
         active = list(self.tasks)
         coordinators = self.coordinators
@@ -172,7 +271,7 @@ class LocalExecutor:
                 msg = f"Job '{self.job_graph.job_name}' ({self.job_id}) was cancelled"
                 raise JobCancelledError(msg, self.job_id)
             now_ms = time.monotonic_ns() // 1_000_000
-            progressed = False
+            progressed = self.checkpointing.poll() if self.checkpointing.enabled else False
             for coord in coordinators:
                 if coord.process(now_ms):
                     progressed = True
@@ -193,6 +292,9 @@ class LocalExecutor:
                 time.sleep(idle_sleep)
 
     def _close_all(self, cause: BaseException | None) -> list[BaseException]:
+        if self._closed:  # the tasks of this attempt are closed already
+            return []
+        self._closed = True
         errors: list[BaseException] = []
         for task in self.tasks:
             try:
@@ -322,3 +424,19 @@ class LocalJobClient(JobClient):
         ``watermark_ms``, ``backpressured_ms``, ``input_queue``, ``output_queue``,
         ``status`` and ``taskmanager`` (see ``strom._cluster.deployment.task_metrics``)."""
         return self.executor.metrics()
+
+
+class _TaskListener:
+    """Forwards a task's checkpoint events to the job's checkpointing."""
+
+    def __init__(self, checkpointing: Any) -> None:
+        self.cp = checkpointing
+
+    def on_snapshot(self, task: StreamTask, checkpoint_id: int, states: dict[str, bytes]) -> None:
+        self.cp.snapshot_taken(task.task_key, checkpoint_id, states)
+
+    def on_declined(self, task: StreamTask, checkpoint_id: int, reason: str) -> None:
+        self.cp.declined(task.task_key, checkpoint_id, reason)
+
+    def on_finished(self, task: StreamTask) -> None:
+        self.cp.task_finished(task.task_key)

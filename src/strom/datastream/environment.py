@@ -296,6 +296,8 @@ class StreamExecutionEnvironment:
         sg = StreamGraph.generate(self._transformations, job_name, dict(self._config))
         jg = JobGraph.from_stream_graph(sg)
         jg.checkpoint_config = self._checkpoint_config.to_dict()
+        # operators (2PC sinks) must know whether commits wait for checkpoints
+        jg.config["execution.checkpointing.interval"] = jg.checkpoint_config["interval_ms"]
         jg.restart_strategy = self._restart_strategy
         jg.savepoint_restore = self._savepoint_restore
         return jg

@@ -68,6 +68,8 @@ class InputGate:
         for i, ch in enumerate(channels):
             ch.index = i
         self.ended = [False] * len(channels)
+        self.blocked: set[int] = set()
+        """Channels not to read while a checkpoint barrier aligns (exactly-once)."""
         self.num_ended = 0
         self._next = 0
 
@@ -79,10 +81,11 @@ class InputGate:
         chans = self.channels
         n = len(chans)
         start = self._next
+        blocked = self.blocked
         for i in range(n):
             idx = (start + i) % n
             q = chans[idx].queue
-            if q:
+            if q and (not blocked or idx not in blocked):
                 self._next = (idx + 1) % n
                 return idx, q.popleft()
         return None

@@ -50,8 +50,10 @@ class SinkWriterOperator(StreamOperator):
             raise
         except Exception as e:
             raise self._error(e, "create the sink writer") from e
-        # committables pre-committed for checkpoints not yet complete: {checkpoint_id: [...]}
-        self.pending: dict[int, list[Any]] = {}
+        # committables not yet committed, tagged with the checkpoint that holds them
+        # (None: written at end of input, to be held by the next/final checkpoint)
+        self.pending: list[tuple[int | None, Any]] = []
+        self.checkpointing = int(c.config.get("execution.checkpointing.interval", -1)) > 0
         restored_committables = [c for st in mine for c in st.get("committables", [])]
         if restored_committables:
             # the restored checkpoint completed, so its committables must become visible;
@@ -65,31 +67,32 @@ class SinkWriterOperator(StreamOperator):
     def prepare_snapshot_pre_barrier(self, checkpoint_id: int) -> None:
         """Flush and pre-commit everything written before the barrier."""
         self.writer.flush(False)
-        self.pending[checkpoint_id] = list(self.writer.prepare_commit())
+        self.pending.extend((checkpoint_id, c) for c in self.writer.prepare_commit())
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        """Writer state plus the committables of this checkpoint."""
+        """Writer state plus every committable not committed yet (those of this
+        checkpoint, of end of input, and of earlier checkpoints that were aborted)."""
+        self.pending = [(checkpoint_id if t is None else t, c) for t, c in self.pending]
         return {
             "writer": self.writer.snapshot_state(checkpoint_id),
-            "committables": list(self.pending.get(checkpoint_id, [])),
+            "committables": [c for t, c in self.pending if t <= checkpoint_id],  # type: ignore[operator]
         }
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        """Commit the committables of every checkpoint up to ``checkpoint_id``."""
-        due = sorted(cid for cid in self.pending if cid <= checkpoint_id)
-        items: list[Any] = []
-        for cid in due:
-            items.extend(self.pending.pop(cid))
-        self._commit(items)
+        """Commit the committables held by checkpoints up to ``checkpoint_id``."""
+        due = [c for t, c in self.pending if t is not None and t <= checkpoint_id]
+        self.pending = [(t, c) for t, c in self.pending if t is None or t > checkpoint_id]
+        self._commit(due)
 
     def end_input(self) -> None:
-        """Flush, pre-commit and commit everything (end of bounded input)."""
+        """Flush and pre-commit the rest. Without checkpointing commit at once; with it,
+        the final checkpoint holds the committables and its completion commits them."""
         self.writer.flush(True)
-        items: list[Any] = []
-        for cid in sorted(self.pending):
-            items.extend(self.pending.pop(cid))
-        items.extend(self.writer.prepare_commit())
-        self._commit(items)
+        self.pending.extend((None, c) for c in self.writer.prepare_commit())
+        if not self.checkpointing:
+            items = [c for _t, c in self.pending]
+            self.pending = []
+            self._commit(items)
 
     def _commit(self, items: list[Any]) -> None:
         if items and self.committer is not None:

@@ -447,7 +447,10 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
             def collect(ws: list[Any], r: Any, g: list[tuple[list[Any], Any]] = groups) -> None:
                 g.append((list(ws), r))
 
-            self.assigner.merge_windows([*mapping.keys(), new_window], collect)
+            candidates = list(mapping)
+            if new_window not in mapping:
+                candidates.append(new_window)
+            self.assigner.merge_windows(candidates, collect)
             actual = new_window
             for merged, result in groups:
                 existing = [m for m in merged if m in mapping]

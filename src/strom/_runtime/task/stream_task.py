@@ -13,9 +13,10 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from strom._runtime.elements import EndOfInput, RecordBatch, WatermarkStatus
+from strom._runtime.elements import CheckpointBarrier, EndOfInput, RecordBatch, WatermarkStatus
+from strom._runtime.io.barrier_handler import CheckpointBarrierHandler
 from strom._runtime.io.channels import InputGate
 from strom._runtime.io.record_writer import RecordWriter
 from strom._runtime.operators.source import SourceOperator
@@ -25,11 +26,27 @@ from strom._runtime.time.watermark_valve import StatusWatermarkValve
 from strom.connectors.source import InputStatus
 from strom.datastream.watermark import Watermark
 
-__all__ = ["StreamTask", "TaskState"]
+__all__ = ["CheckpointListener", "StreamTask", "TaskState"]
 
 # Input elements processed per step: enough to amortise the step, few enough that sources
 # and other tasks on the same thread get their turn.
 _ELEMENTS_PER_STEP = 16
+
+
+class CheckpointListener(Protocol):
+    """Receives a task's checkpoint events (implemented by the executor).
+
+    ``on_snapshot`` gets the task's encoded operator states (uid -> bytes, pickled on the
+    task thread so later mutations cannot leak in); writing them to storage and
+    acknowledging happens off the task thread.
+    """
+
+    def on_snapshot(self, task: StreamTask, checkpoint_id: int,
+                    states: dict[str, bytes]) -> None: ...
+
+    def on_declined(self, task: StreamTask, checkpoint_id: int, reason: str) -> None: ...
+
+    def on_finished(self, task: StreamTask) -> None: ...
 
 
 class TaskState(enum.Enum):
@@ -37,6 +54,9 @@ class TaskState(enum.Enum):
 
     CREATED = "CREATED"
     RUNNING = "RUNNING"
+    WAITING_FOR_FINAL_CHECKPOINT = "WAITING_FOR_FINAL_CHECKPOINT"
+    """Input ended; the task stays alive to take part in the final checkpoint, so that
+    two-phase-commit sinks commit their last data only once it is durable."""
     FINISHED = "FINISHED"
     CANCELED = "CANCELED"
     FAILED = "FAILED"
@@ -83,14 +103,82 @@ class StreamTask:
         self.backpressured_ms = 0
         """Total time (monotonic ms) the task could not run because an output was full."""
         self._backpressured_since_ms: int | None = None
+        self.task_key: tuple[str, int] = ("", subtask_index)
+        self.checkpoint_listener: CheckpointListener | None = None
+        self.barrier_handler = (
+            CheckpointBarrierHandler(len(input_gate.channels)) if input_gate is not None else None
+        )
+
+    def enable_checkpointing(self, listener: CheckpointListener, exactly_once: bool,
+                             task_key: tuple[str, int]) -> None:
+        """Take part in checkpoints: align (``exactly_once``) or track barriers, report
+        snapshots to ``listener``, and wait for the final checkpoint at end of input."""
+        self.checkpoint_listener = listener
+        self.task_key = task_key
+        if self.input_gate is not None:
+            self.barrier_handler = CheckpointBarrierHandler(
+                len(self.input_gate.channels), exactly_once
+            )
 
     @property
     def is_finished(self) -> bool:
-        """True once the task processed its end of input."""
+        """True once the task processed its end of input (and, with checkpointing, its
+        final checkpoint completed)."""
         return self.state is TaskState.FINISHED
 
+    # -- checkpoints ----------------------------------------------------------------------
+    def trigger_checkpoint(self, barrier: CheckpointBarrier) -> None:
+        """Snapshot now (sources, and tasks whose input ended): mailbox action."""
+        if self.state in (TaskState.RUNNING, TaskState.WAITING_FOR_FINAL_CHECKPOINT):
+            self._perform_checkpoint(barrier)
+
+    def _perform_checkpoint(self, barrier: CheckpointBarrier) -> None:
+        """Flink's order: pre-barrier hook, forward the barrier, snapshot (synchronous
+        part: encode on this thread), hand the bytes to the listener."""
+        cid = barrier.checkpoint_id
+        running = self.state is TaskState.RUNNING
+        self.chain.prepare_snapshot_pre_barrier(cid)
+        if running:
+            for w in self.writers:
+                w.broadcast_event(barrier)
+        from strom._checkpoint.snapshots import encode_snapshot
+
+        states = {
+            uid: encode_snapshot(uid, self.subtask_index, st)
+            for uid, st in self.chain.snapshot_state(cid).items()
+            if st
+        }
+        if self.checkpoint_listener is not None:
+            self.checkpoint_listener.on_snapshot(self, cid, states)
+
+    def notify_checkpoint_complete(self, checkpoint_id: int, final: bool = False) -> None:
+        """A checkpoint completed on every task (mailbox action); after the final one the
+        task is finished."""
+        self.chain.notify_checkpoint_complete(checkpoint_id)
+        if final and self.state is TaskState.WAITING_FOR_FINAL_CHECKPOINT:
+            self.state = TaskState.FINISHED
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        """A checkpoint was aborted (mailbox action)."""
+        for op in self.chain.operators:
+            op.notify_checkpoint_aborted(checkpoint_id)
+
+    def _on_barrier(self, channel: int, barrier: CheckpointBarrier) -> None:
+        handler = self.barrier_handler
+        assert handler is not None and self.input_gate is not None
+        cid = handler.on_barrier(channel, barrier.checkpoint_id)
+        self.input_gate.blocked = handler.blocked
+        for aborted in handler.take_aborted():
+            if self.checkpoint_listener is not None:
+                self.checkpoint_listener.on_declined(self, aborted, "alignment abandoned")
+        if cid is not None:
+            self._perform_checkpoint(barrier)
+            self._pending_barrier = None
+        else:
+            self._pending_barrier = barrier
+
     # -- lifecycle ------------------------------------------------------------------------
-    def initialize(self, states: dict[str, dict[str, Any]] | None) -> None:
+    def initialize(self, states: dict[str, Any] | None) -> None:
         """Restore operator state (or start fresh) and open the chain."""
         self.chain.initialize_state(states)
         self.chain.open()
@@ -175,10 +263,20 @@ class StreamTask:
                     head.push_watermark(Watermark(wm))
                 if change is not None:
                     head.push_status(WatermarkStatus.IDLE if change else WatermarkStatus.ACTIVE)  # type: ignore[attr-defined]
+            elif isinstance(element, CheckpointBarrier):
+                self._on_barrier(channel, element)
             elif isinstance(element, EndOfInput):
                 wm = self.valve.channel_ended(channel)
                 if wm is not None:
                     head.push_watermark(Watermark(wm))
+                handler = self.barrier_handler
+                if handler is not None:
+                    cid = handler.on_end_of_input(channel)
+                    gate.blocked = handler.blocked
+                    pending = getattr(self, "_pending_barrier", None)
+                    if cid is not None and pending is not None:
+                        self._perform_checkpoint(pending)
+                        self._pending_barrier = None
                 if gate.mark_ended(channel):
                     self._finish()
                     return True
@@ -191,7 +289,11 @@ class StreamTask:
         self.chain.end_input()
         for w in self.writers:
             w.broadcast_event(EndOfInput())
-        self.state = TaskState.FINISHED
+        if self.checkpoint_listener is not None:
+            self.state = TaskState.WAITING_FOR_FINAL_CHECKPOINT
+            self.checkpoint_listener.on_finished(self)
+        else:
+            self.state = TaskState.FINISHED
 
     # -- buffers --------------------------------------------------------------------------
     def flush_all(self) -> None:

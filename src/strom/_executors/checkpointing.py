@@ -1,0 +1,277 @@
+"""JobCheckpointing: the JobMaster side of checkpoints, shared by every executor.
+
+It owns the :class:`CheckpointCoordinator` and the job's :class:`CheckpointStorage`,
+triggers checkpoints (snapshotting split enumerators first, then asking the executor to
+trigger source tasks and finished tasks; running tasks receive barriers in-band),
+collects the tasks' snapshots (written to storage on a background thread), completes
+checkpoints and has the executor notify the tasks, runs the *final* checkpoint once every
+task reached the end of its input (so two-phase-commit sinks commit their last data only
+when it is durable), and loads the restore point after a failure or from a savepoint.
+
+Executors implement :class:`CheckpointTarget` (how to reach tasks) and call
+:meth:`JobCheckpointing.poll` from their loop thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from strom._checkpoint.coordinator import (
+    CheckpointCoordinator,
+    CompletedCheckpoint,
+    OperatorInfo,
+    PendingCheckpoint,
+)
+from strom._checkpoint.failure import CheckpointFailureReason
+from strom._checkpoint.snapshots import AsyncSnapshotWriter, load_restored_states
+from strom._checkpoint.storage import CheckpointStorage
+from strom._graph.job_graph import JobGraph
+from strom._runtime.elements import CheckpointBarrier
+from strom._runtime.operators.base import RestoredState
+
+__all__ = ["CheckpointTarget", "JobCheckpointing", "RestorePoint"]
+
+logger = logging.getLogger(__name__)
+
+TaskKey = tuple[str, int]
+
+
+class CheckpointTarget(Protocol):
+    """How the checkpointing reaches the tasks of the current attempt."""
+
+    def trigger_tasks(self, keys: list[TaskKey], barrier: CheckpointBarrier) -> None:
+        """Have the given tasks snapshot now (sources and finished tasks)."""
+
+    def notify_tasks(self, checkpoint_id: int, final: bool) -> None:
+        """Tell every task that ``checkpoint_id`` completed (``final``: then finish)."""
+
+    def abort_tasks(self, checkpoint_id: int) -> None:
+        """Tell every task that ``checkpoint_id`` was aborted."""
+
+    def snapshot_enumerators(self, checkpoint_id: int) -> dict[str, Any]:
+        """Source uid -> its split enumerator's state for ``checkpoint_id``."""
+
+
+class RestorePoint:
+    """State to start an attempt from.
+
+    Attributes:
+        operators: uid -> RestoredState.
+        enumerators: source uid -> enumerator state.
+        checkpoint_id: the checkpoint it came from.
+    """
+
+    def __init__(self, operators: dict[str, RestoredState], enumerators: dict[str, Any],
+                 checkpoint_id: int) -> None:
+        self.operators = operators
+        self.enumerators = enumerators
+        self.checkpoint_id = checkpoint_id
+
+
+class JobCheckpointing:
+    """Checkpoints of one job across all its attempts.
+
+    Args:
+        job_graph: the job (its ``checkpoint_config`` decides whether this is enabled).
+        job_id: hex job id.
+        on_fail_job: called (loop thread) when too many checkpoints failed.
+    """
+
+    def __init__(self, job_graph: JobGraph, job_id: str,
+                 on_fail_job: Callable[[str], None]) -> None:
+        self.job_graph = job_graph
+        self.job_id = job_id
+        cfg = job_graph.checkpoint_config or {}
+        self.config = cfg
+        self.enabled = int(cfg.get("interval_ms", -1)) > 0
+        self.exactly_once = cfg.get("mode", "EXACTLY_ONCE") == "EXACTLY_ONCE"
+        self.on_fail_job = on_fail_job
+        self.all_tasks: set[TaskKey] = {
+            (v.id, i) for v in job_graph.vertices for i in range(v.parallelism)
+        }
+        self.source_tasks: set[TaskKey] = {
+            (v.id, i) for v in job_graph.vertices if v.is_source for i in range(v.parallelism)
+        }
+        self.operators = {
+            n.uid: n.max_parallelism for v in job_graph.vertices for n in v.nodes
+        }
+        self._events: deque[Callable[[], None]] = deque()
+        self._lock = threading.Lock()
+        self.finished: set[TaskKey] = set()
+        self.final_checkpoint_id: int | None = None
+        self.target: CheckpointTarget | None = None
+        self.writer: AsyncSnapshotWriter | None = None
+        self.storage: CheckpointStorage | None = None
+        self.coordinator: CheckpointCoordinator | None = None
+        self._job_failure: str | None = None
+        if self.enabled:
+            self.storage = CheckpointStorage(cfg.get("storage"), job_id)
+            infos = [
+                OperatorInfo(n.uid, n.parallelism, n.max_parallelism)
+                for v in job_graph.vertices for n in v.nodes
+            ]
+            self.coordinator = CheckpointCoordinator(
+                cfg, self.storage, job_id, set(self.all_tasks), infos,
+                clock=lambda: time.monotonic_ns() // 1_000_000,
+                wall_clock=lambda: time.time_ns() // 1_000_000,
+                on_complete=self._completed, on_fail_job=self._fail,
+            )
+            self.writer = AsyncSnapshotWriter(self._written)
+            self.coordinator.cleanup_orphans()  # leftovers of a crashed earlier run
+
+    # -- restore points -------------------------------------------------------------------
+    def initial_restore_point(self) -> RestorePoint | None:
+        """The savepoint/checkpoint the job was asked to start from, if any."""
+        sp = self.job_graph.savepoint_restore
+        if sp is None:
+            return None
+        path, allow = sp
+        ops, enums, cid = load_restored_states(path, self.operators, allow)
+        if self.coordinator is not None:
+            self.coordinator.next_id = max(self.coordinator.next_id, cid + 1)
+        return RestorePoint(ops, enums, cid)
+
+    def latest_restore_point(self) -> RestorePoint | None:
+        """The latest completed checkpoint of this job, or None."""
+        if self.coordinator is None:
+            return None
+        latest = self.coordinator.latest_completed()
+        if latest is None:
+            return None
+        ops, enums, cid = load_restored_states(latest.directory, self.operators, True)
+        return RestorePoint(ops, enums, cid)
+
+    # -- attempts -------------------------------------------------------------------------
+    def attach(self, target: CheckpointTarget) -> None:
+        """A new attempt's tasks are running: reset per-attempt state."""
+        self.target = target
+        self.finished = set()
+        self.final_checkpoint_id = None
+
+    def detach(self) -> None:
+        """The attempt failed or ended: abort pending checkpoints."""
+        self.target = None
+        if self.coordinator is not None:
+            self.coordinator.abort_all(CheckpointFailureReason.JOB_FAILOVER_REGION)
+        with self._lock:
+            self._events.clear()
+
+    # -- task callbacks (any thread) ------------------------------------------------------
+    def snapshot_taken(self, task_key: TaskKey, checkpoint_id: int,
+                       states: dict[str, bytes]) -> None:
+        """A task encoded its snapshot: write it off the task thread, then acknowledge."""
+        if self.coordinator is None or self.writer is None:
+            return
+        p = self.coordinator.pending.get(checkpoint_id)
+        if p is None:
+            return
+        self.writer.submit_encoded(self.coordinator.storage, p.directory, checkpoint_id,
+                                   task_key, states)
+
+    def declined(self, task_key: TaskKey, checkpoint_id: int, reason: str) -> None:
+        """A task could not take ``checkpoint_id``."""
+        self._post(lambda: self.coordinator.decline(  # type: ignore[union-attr]
+            checkpoint_id, task_key, CheckpointFailureReason.CHECKPOINT_DECLINED))
+
+    def task_finished(self, task_key: TaskKey) -> None:
+        """A task reached the end of its input and waits for the final checkpoint."""
+        self._post(lambda: self._on_finished(task_key))
+
+    def _written(self, cid: int, task_key: Any, handles: dict[str, str] | None,
+                 error: BaseException | None) -> None:
+        if error is not None:
+            logger.warning("writing the snapshot of %s for checkpoint %d failed: %s",
+                           task_key, cid, error)
+            self._post(lambda: self.coordinator.decline(  # type: ignore[union-attr]
+                cid, task_key, CheckpointFailureReason.IO_EXCEPTION))
+        else:
+            self._post(lambda: self.coordinator.acknowledge(  # type: ignore[union-attr]
+                cid, task_key, handles or {}))
+
+    def _post(self, action: Callable[[], None]) -> None:
+        with self._lock:
+            self._events.append(action)
+
+    # -- loop thread ----------------------------------------------------------------------
+    def poll(self) -> bool:
+        """Process acknowledgements, trigger due checkpoints, expire old ones; True if
+        anything happened. Raises the job failure if checkpoints failed too often."""
+        if self.coordinator is None or self.target is None:
+            return False
+        progressed = False
+        while True:
+            with self._lock:
+                if not self._events:
+                    break
+                action = self._events.popleft()
+            action()
+            progressed = True
+        if self._job_failure is not None:
+            from strom.errors import TaskError
+
+            msg, self._job_failure = self._job_failure, None
+            raise TaskError(msg)
+        self.coordinator.check_timeouts()
+        if self.final_checkpoint_id is None and self.finished >= self.all_tasks:
+            if not self.coordinator.pending:
+                p = self.coordinator.trigger()
+                self.final_checkpoint_id = p.checkpoint_id
+                self._start(p)
+                return True
+        elif self.final_checkpoint_id is None:
+            p = self.coordinator.trigger_if_due()
+            if p is not None:
+                self._start(p)
+                progressed = True
+        return progressed
+
+    def _start(self, p: PendingCheckpoint) -> None:
+        assert self.target is not None and self.coordinator is not None
+        for uid, state in self.target.snapshot_enumerators(p.checkpoint_id).items():
+            self.coordinator.add_enumerator_state(p.checkpoint_id, uid, pickle.dumps(state))
+        barrier = CheckpointBarrier(p.checkpoint_id, p.timestamp_ms, p.is_savepoint)
+        direct = sorted((self.source_tasks | self.finished) & p.waiting)
+        self.target.trigger_tasks(direct, barrier)
+
+    def _on_finished(self, task_key: TaskKey) -> None:
+        self.finished.add(task_key)
+        if self.coordinator is None or self.target is None:
+            return
+        # a checkpoint in flight can no longer reach this task through barriers
+        for p in list(self.coordinator.pending.values()):
+            if task_key in p.waiting and task_key not in self.source_tasks:
+                barrier = CheckpointBarrier(p.checkpoint_id, p.timestamp_ms, p.is_savepoint)
+                self.target.trigger_tasks([task_key], barrier)
+
+    def _completed(self, done: CompletedCheckpoint) -> None:
+        if self.target is not None:
+            final = done.checkpoint_id == self.final_checkpoint_id
+            self.target.notify_tasks(done.checkpoint_id, final)
+
+    def _fail(self, message: str) -> None:
+        self._job_failure = message
+
+    def retry_final_if_aborted(self) -> None:
+        """If the final checkpoint was aborted, trigger it again on the next poll."""
+        if (
+            self.coordinator is not None
+            and self.final_checkpoint_id is not None
+            and self.final_checkpoint_id not in self.coordinator.pending
+            and (self.coordinator.latest_completed() is None
+                 or self.coordinator.latest_completed().checkpoint_id  # type: ignore[union-attr]
+                 != self.final_checkpoint_id)
+        ):
+            self.final_checkpoint_id = None
+
+    def close(self, retain: bool) -> None:
+        """Stop: abort pending; keep the retained checkpoints unless ``retain`` is False."""
+        if self.coordinator is not None:
+            self.coordinator.stop(retain)
+        if self.writer is not None:
+            self.writer.close()
