@@ -110,6 +110,8 @@ class JobCheckpointing:
         self.storage: CheckpointStorage | None = None
         self.coordinator: CheckpointCoordinator | None = None
         self._job_failure: str | None = None
+        self._savepoint_callbacks: dict[int, Callable[[str | None, BaseException | None],
+                                                      None]] = {}
         if self.enabled:
             self.storage = CheckpointStorage(cfg.get("storage"), job_id)
             infos = [
@@ -155,10 +157,11 @@ class JobCheckpointing:
         self.final_checkpoint_id = None
 
     def detach(self) -> None:
-        """The attempt failed or ended: abort pending checkpoints."""
+        """The attempt failed or ended: abort pending checkpoints (and savepoints)."""
         self.target = None
         if self.coordinator is not None:
             self.coordinator.abort_all(CheckpointFailureReason.JOB_FAILOVER_REGION)
+            self._aborted_savepoints()
         with self._lock:
             self._events.clear()
 
@@ -218,6 +221,8 @@ class JobCheckpointing:
             msg, self._job_failure = self._job_failure, None
             raise TaskError(msg)
         self.coordinator.check_timeouts()
+        if self._savepoint_callbacks:
+            self._aborted_savepoints()
         if self.final_checkpoint_id is None and self.finished >= self.all_tasks:
             if not self.coordinator.pending:
                 p = self.coordinator.trigger()
@@ -249,10 +254,50 @@ class JobCheckpointing:
                 barrier = CheckpointBarrier(p.checkpoint_id, p.timestamp_ms, p.is_savepoint)
                 self.target.trigger_tasks([task_key], barrier)
 
+    # -- savepoints ------------------------------------------------------------------------
+    def trigger_savepoint(
+        self, target_dir: str, on_done: Callable[[str | None, BaseException | None], None]
+    ) -> None:
+        """Take a savepoint into a new directory under ``target_dir`` (any thread);
+        ``on_done(path, error)`` is called on the loop thread when it completed or failed.
+
+        Raises:
+            ValueError: checkpointing is not enabled for this job.
+        """
+        if self.coordinator is None:
+            msg = (
+                "savepoints need checkpointing: call env.enable_checkpointing(interval) "
+                "(the interval may be long) before execute()"
+            )
+            raise ValueError(msg)
+
+        def start() -> None:
+            assert self.coordinator is not None
+            if self.target is None:
+                on_done(None, RuntimeError("the job is not running"))
+                return
+            directory = self.coordinator.storage.savepoint_dir(target_dir, self.job_id)
+            p = self.coordinator.trigger(savepoint_dir=directory)
+            self._savepoint_callbacks[p.checkpoint_id] = on_done
+            self._start(p)
+
+        self._post(start)
+
     def _completed(self, done: CompletedCheckpoint) -> None:
         if self.target is not None:
             final = done.checkpoint_id == self.final_checkpoint_id
             self.target.notify_tasks(done.checkpoint_id, final)
+        cb = self._savepoint_callbacks.pop(done.checkpoint_id, None)
+        if cb is not None:
+            cb(done.directory, None)
+
+    def _aborted_savepoints(self) -> None:
+        if self.coordinator is None:
+            return
+        for cid in list(self._savepoint_callbacks):
+            if cid not in self.coordinator.pending:
+                cb = self._savepoint_callbacks.pop(cid)
+                cb(None, RuntimeError(f"savepoint {cid} was aborted"))
 
     def _fail(self, message: str) -> None:
         self._job_failure = message

@@ -78,6 +78,7 @@ class LocalExecutor:
         self.start_time = 0.0
         self.end_time = 0.0
         self.restart_causes = []
+        self.stopped_with_savepoint: str | None = None
         self.checkpointing: Any = None
         self._closed = False
 
@@ -159,6 +160,8 @@ class LocalExecutor:
                     attempt += 1
                     restore = self.checkpointing.latest_restore_point() or restore
         except BaseException as e:
+            if isinstance(e, JobCancelledError) and self.stopped_with_savepoint is not None:
+                return self._stopped()
             cancelled = isinstance(e, (JobCancelledError, KeyboardInterrupt))
             self.status = JobStatus.CANCELLING if cancelled else JobStatus.FAILING
             self._close_all(e)
@@ -192,6 +195,18 @@ class LocalExecutor:
         )
 
     restart_causes: list[BaseException]
+
+    def _stopped(self) -> JobExecutionResult:
+        """Stop-with-savepoint ended the job: close without committing anything more."""
+        self._close_all(None)
+        self.checkpointing.close(retain=True)
+        self.end_time = time.monotonic()
+        self.status = JobStatus.FINISHED
+        return JobExecutionResult(
+            job_id=self.job_id,
+            net_runtime_ms=int((self.end_time - self.start_time) * 1000),
+            accumulators=self.accumulator_results(),
+        )
 
     def _retain_on_cancel(self) -> bool:
         cfg = self.job_graph.checkpoint_config or {}
@@ -313,6 +328,38 @@ class LocalExecutor:
         """Request cancellation; the loop stops at its next iteration."""
         self.cancel_event.set()
 
+    def trigger_savepoint(self, target_dir: str, stop: bool,
+                          timeout: float | None = None) -> str:
+        """Take a savepoint (any thread); with ``stop`` end the job once it completed
+        (Flink's stop-with-savepoint: sinks commit up to the savepoint, nothing after).
+
+        Raises:
+            ValueError: checkpointing is disabled.
+            RuntimeError: the savepoint failed or the job is not running.
+            TimeoutError: not done within ``timeout`` seconds.
+        """
+        done = threading.Event()
+        result: list[Any] = []
+
+        def on_done(path: str | None, error: BaseException | None) -> None:
+            result.append((path, error))
+            if stop and error is None:
+                self.stopped_with_savepoint = path
+                self.cancel_event.set()
+            done.set()
+
+        if self.checkpointing is None:
+            msg = "the job is not running"
+            raise RuntimeError(msg)
+        self.checkpointing.trigger_savepoint(target_dir, on_done)
+        if not done.wait(timeout):
+            msg = f"savepoint not completed within {timeout} s"
+            raise TimeoutError(msg)
+        path, error = result[0]
+        if error is not None:
+            raise RuntimeError(str(error)) from error
+        return str(path)
+
     # -- observability --------------------------------------------------------------------
     def accumulator_results(self) -> dict[str, Any]:
         """Merge accumulators of every operator and subtask by name."""
@@ -403,6 +450,29 @@ class LocalJobClient(JobClient):
     def cancel(self) -> None:
         """Request cancellation."""
         self.executor.cancel()
+
+    def trigger_savepoint(self, savepoint_directory: str, timeout: float | None = None) -> str:
+        """Take a savepoint; return its directory (see ``JobClient``)."""
+        return self._savepoint(savepoint_directory, False, timeout)
+
+    def stop_with_savepoint(self, savepoint_directory: str, timeout: float | None = None) -> str:
+        """Take a savepoint, then stop the job; return the savepoint directory."""
+        path = self._savepoint(savepoint_directory, True, timeout)
+        self._done.wait(timeout)
+        return path
+
+    def _savepoint(self, directory: str, stop: bool, timeout: float | None) -> str:
+        trigger = getattr(self.executor, "trigger_savepoint", None)
+        if trigger is None:
+            msg = f"{type(self.executor).__name__} does not support savepoints yet"
+            raise NotImplementedError(msg)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.executor.status is not JobStatus.RUNNING:  # wait for the job to start
+            if self._done.is_set() or (deadline is not None and time.monotonic() > deadline):
+                msg = f"job {self.get_job_id()} is not running ({self.executor.status.name})"
+                raise RuntimeError(msg)
+            time.sleep(0.01)
+        return str(trigger(directory, stop, timeout))
 
     def get_job_execution_result(self, timeout: float | None = None) -> JobExecutionResult:
         """Wait for the job; raise its failure."""

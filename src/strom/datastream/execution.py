@@ -101,6 +101,23 @@ class JobClient(abc.ABC):
             TimeoutError: the timeout passed first.
         """
 
+    def trigger_savepoint(self, savepoint_directory: str, timeout: float | None = None) -> str:
+        """Take a savepoint into a new directory under ``savepoint_directory`` (a path or
+        fsspec URL) and return its path; the job keeps running. Needs checkpointing.
+
+        Raises:
+            ValueError: checkpointing is not enabled.
+            RuntimeError: the savepoint failed.
+        """
+        msg = f"{type(self).__name__} does not support savepoints"
+        raise NotImplementedError(msg)
+
+    def stop_with_savepoint(self, savepoint_directory: str, timeout: float | None = None) -> str:
+        """Take a savepoint, then stop the job (it ends FINISHED; sinks commit everything up
+        to the savepoint and nothing after it). Returns the savepoint path."""
+        msg = f"{type(self).__name__} does not support savepoints"
+        raise NotImplementedError(msg)
+
     @abc.abstractmethod
     def get_metrics(self) -> list[dict[str, Any]]:
         """Per operator and subtask: ``{"vertex", "operator", "uid", "subtask",
