@@ -44,7 +44,7 @@ def decode_snapshot(data: bytes, where: str) -> dict[str, Any]:
     Raises:
         ValueError: an unknown format version.
     """
-    envelope = pickle.loads(data)  # noqa: S301 - our own checkpoint files
+    envelope = pickle.loads(data)
     if envelope.get("version") != SNAPSHOT_FORMAT_VERSION:
         msg = f"state file {where} has format version {envelope.get('version')!r}; " \
               f"this Strom reads version {SNAPSHOT_FORMAT_VERSION}"
@@ -150,5 +150,5 @@ def load_restored_states(
     enumerators = {}
     for uid, name in meta.get("enumerators", {}).items():
         with fs.open(f"{directory}/{name}", "rb") as f:
-            enumerators[uid] = pickle.loads(f.read())  # noqa: S301 - our own files
+            enumerators[uid] = pickle.loads(f.read())
     return restored, enumerators, int(meta["checkpoint_id"])

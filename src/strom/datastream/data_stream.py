@@ -134,7 +134,7 @@ def _tuple_combiner(
     items = ", ".join(op if i == field else f"a[{i}]" for i in range(size))
     src = (f"lambda a, b: ({items},) if type(b) is tuple and len(b) == {size} "
            "and type(a) is tuple else slow(a, b)")
-    fn = eval(src, {"slow": slow, "min": min, "max": max})  # noqa: S307 - ints only
+    fn = eval(src, {"slow": slow, "min": min, "max": max})
     return fn  # type: ignore[no-any-return]
 
 
