@@ -52,8 +52,10 @@ def test_exactly_once_file_output_after_failure(tmp_path: Path, backend: str) ->
     out = tmp_path / "out"
     source = DataGeneratorSource(lambda i: (f"k{i % 7}", i), n, 20_000.0)
     (
-        env.from_source(source, None, "gen").uid("gen")
-        .map(FailOnce(2500)).uid("fail-once")
+        env.from_source(source, None, "gen")
+        .uid("gen")
+        .map(FailOnce(2500))
+        .uid("fail-once")
         .key_by(lambda r: r[0])
         .reduce(lambda a, b: (a[0], b[1], a[2] + 1) if len(a) == 3 else (a[0], b[1], 2))
         .uid("count")
@@ -74,7 +76,8 @@ def test_exactly_once_file_output_after_failure(tmp_path: Path, backend: str) ->
     chk = [p.name for p in (tmp_path / "chk").iterdir()]
     assert len(chk) == 1
     assert [p.name for p in (tmp_path / "chk" / chk[0]).iterdir()] == [
-        next(iter((tmp_path / "chk" / chk[0]).iterdir())).name]
+        next(iter((tmp_path / "chk" / chk[0]).iterdir())).name
+    ]
 
 
 def test_no_restart_strategy_fails_the_job(tmp_path: Path) -> None:
@@ -96,10 +99,11 @@ def test_savepoint_restore_from_retained_checkpoint(tmp_path: Path) -> None:
     src = tmp_path / "in.txt"
     src.write_text("".join(f"w{i % 3}\n" for i in range(30)))
     fs = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(src)).build()
-    env.from_source(fs, None, "lines").uid("lines").map(lambda w: (w, 1)).uid("pair") \
-        .key_by(0).sum(1).uid("counts").sink_to(
-            FileSink.for_row_format(str(tmp_path / "o1"), Encoder.json_lines_encoder()).build()
-        ).uid("sink")
+    env.from_source(fs, None, "lines").uid("lines").map(lambda w: (w, 1)).uid("pair").key_by(0).sum(
+        1
+    ).uid("counts").sink_to(
+        FileSink.for_row_format(str(tmp_path / "o1"), Encoder.json_lines_encoder()).build()
+    ).uid("sink")
     env.execute()
     final: dict[str, int] = {}
     for w, c in read_output(tmp_path / "o1"):
@@ -111,21 +115,22 @@ def test_savepoint_restore_from_retained_checkpoint(tmp_path: Path) -> None:
     env2 = StreamExecutionEnvironment.get_execution_environment()
     env2.set_savepoint_restore(str(final))
     fs2 = FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(src)).build()
-    env2.from_source(fs2, None, "lines").uid("lines").map(lambda w: (w, 1)).uid("pair") \
-        .key_by(0).sum(1).uid("counts").sink_to(
-            FileSink.for_row_format(str(tmp_path / "o2"), Encoder.json_lines_encoder()).build()
-        ).uid("sink")
+    env2.from_source(fs2, None, "lines").uid("lines").map(lambda w: (w, 1)).uid("pair").key_by(
+        0
+    ).sum(1).uid("counts").sink_to(
+        FileSink.for_row_format(str(tmp_path / "o2"), Encoder.json_lines_encoder()).build()
+    ).uid("sink")
     env2.execute()
     assert read_output(tmp_path / "o2") == []  # nothing left to read: no duplicates
 
 
 def _counting_job(env: StreamExecutionEnvironment, out: Path, n: int | None, rate: float) -> None:
     source = DataGeneratorSource(lambda i: (f"k{i % 5}", i), n, rate)
-    env.from_source(source, None, "gen").uid("gen") \
-        .key_by(lambda r: r[0]).reduce(lambda a, b: (a[0], b[1], (a[2] if len(a) == 3 else 1) + 1)) \
-        .uid("count") \
-        .sink_to(FileSink.for_row_format(str(out), Encoder.json_lines_encoder()).build()) \
-        .uid("sink")
+    env.from_source(source, None, "gen").uid("gen").key_by(lambda r: r[0]).reduce(
+        lambda a, b: (a[0], b[1], (a[2] if len(a) == 3 else 1) + 1)
+    ).uid("count").sink_to(
+        FileSink.for_row_format(str(out), Encoder.json_lines_encoder()).build()
+    ).uid("sink")
 
 
 def test_stop_with_savepoint_and_resume(tmp_path: Path) -> None:

@@ -134,8 +134,8 @@ def _tuple_combiner(
     items = ", ".join(op if i == field else f"a[{i}]" for i in range(size))
     src = (f"lambda a, b: ({items},) if type(b) is tuple and len(b) == {size} "
            "and type(a) is tuple else slow(a, b)")
-    fn = eval(src, {"slow": slow, "min": min, "max": max})
-    return fn  # type: ignore[no-any-return]
+    fn: Callable[[Any, Any], Any] = eval(src, {"slow": slow, "min": min, "max": max})
+    return fn
 
 
 class _FieldAggregator:
@@ -149,7 +149,10 @@ class _FieldAggregator:
         self.field = field
         self.how = how
         self.get = _field_getter(field) if field is not None else None
-        self._combine = {"sum": _operator.add, "min": min, "max": max}[how]
+        combiners: dict[str, Callable[[Any, Any], Any]] = {
+            "sum": _operator.add, "min": min, "max": max,
+        }
+        self._combine = combiners[how]
 
     def specialize(self, sample: Any) -> Callable[[Any, Any], Any]:
         """A faster equivalent of ``self`` for records shaped like ``sample`` (used by the

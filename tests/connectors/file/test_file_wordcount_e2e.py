@@ -7,6 +7,7 @@ import gzip
 import random
 from pathlib import Path
 
+import pytest
 from file_connector_harness import read_all
 
 from strom.connectors.file import (
@@ -17,8 +18,6 @@ from strom.connectors.file import (
     RollingPolicy,
     StreamFormat,
 )
-import pytest
-
 from strom.datastream import RuntimeExecutionMode, StreamExecutionEnvironment, WatermarkStrategy
 
 

@@ -29,17 +29,27 @@ class Clock:
 
 
 def make(tmp_path: Path, **cfg: object) -> tuple[CheckpointCoordinator, Clock, list, list]:
-    config = CheckpointConfig().set_checkpoint_interval(100).set_checkpoint_storage(
-        str(tmp_path)).to_dict()
+    config = (
+        CheckpointConfig()
+        .set_checkpoint_interval(100)
+        .set_checkpoint_storage(str(tmp_path))
+        .to_dict()
+    )
     config.update(cfg)
     clock = Clock()
     completed: list[CompletedCheckpoint] = []
     failed: list[str] = []
     storage = CheckpointStorage(str(tmp_path), "job1")
     coord = CheckpointCoordinator(
-        config, storage, "job1", {("v1", 0), ("v1", 1)},
+        config,
+        storage,
+        "job1",
+        {("v1", 0), ("v1", 1)},
         [OperatorInfo("src", 2, 128), OperatorInfo("sum", 2, 128)],
-        clock, lambda: 1_700_000_000_000 + clock.now, completed.append, failed.append,
+        clock,
+        lambda: 1_700_000_000_000 + clock.now,
+        completed.append,
+        failed.append,
     )
     return coord, clock, completed, failed
 
@@ -51,7 +61,7 @@ def ack(coord: CheckpointCoordinator, cid: int, subtask: int) -> bool:
 
 
 def test_trigger_ack_complete_writes_metadata(tmp_path: Path) -> None:
-    coord, clock, completed, _ = make(tmp_path)
+    coord, _clock, completed, _ = make(tmp_path)
     p = coord.trigger_if_due()
     assert p is not None and p.checkpoint_id == 1
     assert coord.trigger_if_due() is None  # max concurrent 1 and interval not elapsed
@@ -61,14 +71,17 @@ def test_trigger_ack_complete_writes_metadata(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "job1" / "chk-1" / "_metadata").read_text())
     assert meta["version"] == 1 and meta["checkpoint_id"] == 1
     assert meta["operators"]["sum"] == {
-        "parallelism": 2, "max_parallelism": 128, "subtasks": {"0": "sum-0", "1": "sum-1"}}
+        "parallelism": 2,
+        "max_parallelism": 128,
+        "subtasks": {"0": "sum-0", "1": "sum-1"},
+    }
     fs, d = resolve_metadata_path(str(tmp_path / "job1" / "chk-1" / "_metadata"))
     assert CheckpointStorage.read_metadata(fs, d)["kind"] == "checkpoint"
     assert not list((tmp_path / "job1" / "chk-1").glob(".*tmp"))  # atomic write left nothing
 
 
 def test_interval_and_min_pause(tmp_path: Path) -> None:
-    coord, clock, completed, _ = make(tmp_path, min_pause_ms=500, max_concurrent=3)
+    coord, clock, _completed, _ = make(tmp_path, min_pause_ms=500, max_concurrent=3)
     coord.trigger_if_due()
     ack(coord, 1, 0)
     clock.now = 50
@@ -81,7 +94,7 @@ def test_interval_and_min_pause(tmp_path: Path) -> None:
 
 
 def test_subsumed_checkpoints_are_deleted(tmp_path: Path) -> None:
-    coord, clock, completed, _ = make(tmp_path, num_retained=2)
+    coord, clock, _completed, _ = make(tmp_path, num_retained=2)
     for i in range(1, 5):
         clock.now = i * 100
         p = coord.trigger_if_due()
@@ -94,7 +107,7 @@ def test_subsumed_checkpoints_are_deleted(tmp_path: Path) -> None:
 
 
 def test_timeout_decline_and_tolerable_failures(tmp_path: Path) -> None:
-    coord, clock, completed, failed = make(tmp_path, timeout_ms=50, tolerable_failures=1)
+    coord, clock, _completed, failed = make(tmp_path, timeout_ms=50, tolerable_failures=1)
     coord.trigger_if_due()
     clock.now = 60
     coord.check_timeouts()
@@ -107,7 +120,7 @@ def test_timeout_decline_and_tolerable_failures(tmp_path: Path) -> None:
 
 
 def test_finished_tasks_and_late_acks(tmp_path: Path) -> None:
-    coord, clock, completed, _ = make(tmp_path)
+    coord, _clock, completed, _ = make(tmp_path)
     coord.trigger_if_due()
     ack(coord, 1, 0)
     coord.task_finished(("v1", 1))
@@ -116,7 +129,7 @@ def test_finished_tasks_and_late_acks(tmp_path: Path) -> None:
 
 
 def test_orphan_cleanup(tmp_path: Path) -> None:
-    coord, clock, _c, _f = make(tmp_path)
+    coord, _clock, _c, _f = make(tmp_path)
     (tmp_path / "job1" / "chk-77").mkdir()
     (tmp_path / "job1" / "chk-77" / "half-written").write_bytes(b"x")
     coord.trigger_if_due()
@@ -126,7 +139,7 @@ def test_orphan_cleanup(tmp_path: Path) -> None:
 
 
 def test_savepoints_are_not_subsumed_and_relocatable(tmp_path: Path) -> None:
-    coord, clock, completed, _ = make(tmp_path)
+    coord, _clock, completed, _ = make(tmp_path)
     sp_dir = coord.storage.savepoint_dir(str(tmp_path / "sp"), "job1")
     coord.trigger(savepoint_dir=sp_dir)
     ack(coord, 1, 0)
@@ -171,7 +184,8 @@ def test_restart_strategies() -> None:
     s.notify_failure()
     assert s.can_restart()  # the old ones left the interval
     s = create_restart_strategy(
-        RestartStrategies.exponential_delay_restart(10, 50, 2.0, 10_000, 0.0), clock)
+        RestartStrategies.exponential_delay_restart(10, 50, 2.0, 10_000, 0.0), clock
+    )
     backoffs = []
     for _ in range(5):
         s.notify_failure()

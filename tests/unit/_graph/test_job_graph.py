@@ -22,9 +22,16 @@ def test_map_filter_map_chain_is_one_task() -> None:
     p = plan(env)
     assert len(p["nodes"]) == 1
     node = p["nodes"][0]
-    assert node["description"] == "Source: Collection Source -> Map -> Filter -> Map -> Sink: TestingSink"
+    assert (
+        node["description"]
+        == "Source: Collection Source -> Map -> Filter -> Map -> Sink: TestingSink"
+    )
     assert [o["name"] for o in node["operators"]] == [
-        "Collection Source", "Map", "Filter", "Map", "TestingSink"
+        "Collection Source",
+        "Map",
+        "Filter",
+        "Map",
+        "TestingSink",
     ]
     assert p["type"] == "STREAMING"
 
@@ -32,11 +39,18 @@ def test_map_filter_map_chain_is_one_task() -> None:
 def test_key_by_breaks_chain_with_hash_edge() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(2)
-    (env.from_sequence(1, 10).map(lambda x: (x % 2, x)).key_by(0).sum(1)
-     .map(str).sink_to(TestingSink()))
+    (
+        env.from_sequence(1, 10)
+        .map(lambda x: (x % 2, x))
+        .key_by(0)
+        .sum(1)
+        .map(str)
+        .sink_to(TestingSink())
+    )
     nodes = plan(env)["nodes"]
     assert [n["description"] for n in nodes] == [
-        "Source: Sequence Source -> Map", "Sum -> Map -> Sink: TestingSink"
+        "Source: Sequence Source -> Map",
+        "Sum -> Map -> Sink: TestingSink",
     ]
     assert nodes[1]["inputs"][0]["ship_strategy"] == "HASH"
     assert nodes[1]["inputs"][0]["id"] == nodes[0]["id"]
@@ -53,7 +67,12 @@ def test_disable_chaining_start_new_chain_and_parallelism_change() -> None:
     s.sink_to(TestingSink())
     nodes = plan(env)["nodes"]
     assert [n["description"] for n in nodes] == [
-        "Source: Sequence Source -> a", "b", "c", "d", "e", "Sink: TestingSink"
+        "Source: Sequence Source -> a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "Sink: TestingSink",
     ]
     assert [i["ship_strategy"] for i in nodes[-2]["inputs"]] == ["REBALANCE"]
     assert [n["parallelism"] for n in nodes] == [1, 1, 1, 1, 3, 1]
