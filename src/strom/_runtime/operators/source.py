@@ -125,11 +125,16 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
                     timestamps_ms = [extract(v, None) for v in values]
                 else:
                     timestamps_ms = [extract(v, t) for v, t in zip(values, timestamps_ms)]
-            if self.generator is not None and timestamps_ms is not None:
-                self.generator.on_events(values, timestamps_ms, self)
         except Exception as e:
-            raise op.user_error(e, "timestamp assigner / watermark generator") from e
+            raise op.user_error(e, "timestamp assigner") from e
+        # records first, then the watermarks they imply (Flink's SourceOutputWithWatermarks
+        # order): a watermark never overtakes the records it was derived from
         op.output.emit_batch(values, timestamps_ms)
+        if self.generator is not None and timestamps_ms is not None:
+            try:
+                self.generator.on_events(values, timestamps_ms, self)
+            except Exception as e:
+                raise op.user_error(e, "watermark generator") from e
 
     def create_output_for_split(self, split_id: str) -> ReaderOutput:
         return self.op.split_output(split_id)
@@ -290,15 +295,15 @@ class SourceOperator(StreamOperator):
         return status
 
     def emit_end_of_input_watermark(self) -> None:
-        """At the end of bounded input: the max watermark fires all event time."""
-        if self.context.runtime_mode != "BATCH":
-            if self.idle:
-                self.idle = False
-                self.output.emit_watermark_status(WatermarkStatus.ACTIVE)  # type: ignore[attr-defined]
-            max_wm = Watermark.MAX_WATERMARK
-            if max_wm.timestamp_ms > self.current_watermark:
-                self.current_watermark = max_wm.timestamp_ms
-                self.output.emit_watermark(max_wm)
+        """At the end of bounded input the max watermark fires all event time (in BATCH
+        mode it is the only watermark, so windows and timers fire once, at the end)."""
+        if self.idle:
+            self.idle = False
+            self.output.emit_watermark_status(WatermarkStatus.ACTIVE)  # type: ignore[attr-defined]
+        max_wm = Watermark.MAX_WATERMARK
+        if max_wm.timestamp_ms > self.current_watermark:
+            self.current_watermark = max_wm.timestamp_ms
+            self.output.emit_watermark(max_wm)
 
     def add_splits(self, splits: list[Any]) -> None:
         """Splits assigned by the enumerator."""

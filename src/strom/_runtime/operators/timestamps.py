@@ -56,11 +56,14 @@ class TimestampsAndWatermarksOperator(StreamOperator, WatermarkOutput):
                     ts = [extract(v, None) for v in values]
                 else:
                     ts = [extract(v, t) for v, t in zip(values, timestamps)]
-            if not self.batch:
-                self.generator.on_events(values, ts, self)
         except Exception as e:
-            raise self.user_error(e, "timestamp assigner / watermark generator") from e
-        self.output.emit_batch(values, ts)
+            raise self.user_error(e, "timestamp assigner") from e
+        self.output.emit_batch(values, ts)  # records before the watermarks they imply
+        if not self.batch:
+            try:
+                self.generator.on_events(values, ts, self)
+            except Exception as e:
+                raise self.user_error(e, "watermark generator") from e
 
     def process_watermark(self, watermark: Any) -> None:
         """Drop upstream watermarks except the final one."""
