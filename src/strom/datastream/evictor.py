@@ -63,7 +63,39 @@ class Evictor(abc.ABC, Generic[W]):
         """Evict after the window function ran."""
 
 
-class CountEvictor(Evictor[Any]):
+class _BeforeOrAfterEvictor(Evictor[Any]):
+    """An evictor with one eviction rule applied before evaluation, or after it when
+    ``do_evict_after`` is set (Flink's built-in evictors)."""
+
+    do_evict_after: bool = False
+
+    def _evict(self, elements: list[TimestampedValue[Any]], size: int) -> None:
+        raise NotImplementedError
+
+    def evict_before(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
+        """Evict unless ``do_evict_after``."""
+        if not self.do_evict_after:
+            self._evict(elements, size)
+
+    def evict_after(
+        self,
+        elements: list[TimestampedValue[Any]],
+        size: int,
+        window: Window,
+        evictor_context: Evictor.EvictorContext,
+    ) -> None:
+        """Evict if ``do_evict_after``."""
+        if self.do_evict_after:
+            self._evict(elements, size)
+
+
+class CountEvictor(_BeforeOrAfterEvictor):
     """Keeps at most ``max_count`` (the latest) elements.
 
     Args:
@@ -84,30 +116,9 @@ class CountEvictor(Evictor[Any]):
         if size > self.max_count:
             del elements[: size - self.max_count]
 
-    def evict_before(
-        self,
-        elements: list[TimestampedValue[Any]],
-        size: int,
-        window: Window,
-        evictor_context: Evictor.EvictorContext,
-    ) -> None:
-        """Evict unless ``do_evict_after``."""
-        if not self.do_evict_after:
-            self._evict(elements, size)
-
-    def evict_after(
-        self,
-        elements: list[TimestampedValue[Any]],
-        size: int,
-        window: Window,
-        evictor_context: Evictor.EvictorContext,
-    ) -> None:
-        """Evict if ``do_evict_after``."""
-        if self.do_evict_after:
-            self._evict(elements, size)
 
 
-class TimeEvictor(Evictor[Any]):
+class TimeEvictor(_BeforeOrAfterEvictor):
     """Keeps elements within ``window_size`` of the newest element's timestamp.
 
     Args:
@@ -124,37 +135,16 @@ class TimeEvictor(Evictor[Any]):
         """Keep the last ``window_size`` of event time."""
         return TimeEvictor(window_size, do_evict_after)
 
-    def _evict(self, elements: list[TimestampedValue[Any]]) -> None:
+    def _evict(self, elements: list[TimestampedValue[Any]], size: int) -> None:
         stamped = [e.timestamp for e in elements if e.timestamp is not None]
         if not stamped:
             return
         cutoff = max(stamped) - self.window_size
         elements[:] = [e for e in elements if e.timestamp is None or e.timestamp > cutoff]
 
-    def evict_before(
-        self,
-        elements: list[TimestampedValue[Any]],
-        size: int,
-        window: Window,
-        evictor_context: Evictor.EvictorContext,
-    ) -> None:
-        """Evict unless ``do_evict_after``."""
-        if not self.do_evict_after:
-            self._evict(elements)
-
-    def evict_after(
-        self,
-        elements: list[TimestampedValue[Any]],
-        size: int,
-        window: Window,
-        evictor_context: Evictor.EvictorContext,
-    ) -> None:
-        """Evict if ``do_evict_after``."""
-        if self.do_evict_after:
-            self._evict(elements)
 
 
-class DeltaEvictor(Evictor[Any]):
+class DeltaEvictor(_BeforeOrAfterEvictor):
     """Evicts elements whose ``delta(element, last)`` is >= ``threshold``.
 
     Args:
@@ -180,30 +170,9 @@ class DeltaEvictor(Evictor[Any]):
         """Evict by delta to the last element."""
         return DeltaEvictor(threshold, delta_function, do_evict_after)
 
-    def _evict(self, elements: list[TimestampedValue[Any]]) -> None:
+    def _evict(self, elements: list[TimestampedValue[Any]], size: int) -> None:
         if not elements:
             return
         last = elements[-1].value
         elements[:] = [e for e in elements if self.delta_function(e.value, last) < self.threshold]
 
-    def evict_before(
-        self,
-        elements: list[TimestampedValue[Any]],
-        size: int,
-        window: Window,
-        evictor_context: Evictor.EvictorContext,
-    ) -> None:
-        """Evict unless ``do_evict_after``."""
-        if not self.do_evict_after:
-            self._evict(elements)
-
-    def evict_after(
-        self,
-        elements: list[TimestampedValue[Any]],
-        size: int,
-        window: Window,
-        evictor_context: Evictor.EvictorContext,
-    ) -> None:
-        """Evict if ``do_evict_after``."""
-        if self.do_evict_after:
-            self._evict(elements)

@@ -17,6 +17,7 @@ from strom._runtime.operators.base import StreamOperator, UdfStreamOperator
 from strom._runtime.operators.basic import ProcessContext, _NoTimersService
 from strom._runtime.operators.keyed import KeyedTimerService, _KeyedContext, _KeyedMixin
 from strom._runtime.time.timer_service import InternalTimerService
+from strom._state.operator import ReadOnlyBroadcastStateView, SimpleBroadcastState
 from strom.datastream.functions import ProcessJoinFunction
 from strom.datastream.state import ValueStateDescriptor
 from strom.datastream.watermark import TimeDomain
@@ -133,64 +134,6 @@ class _KeyedBroadcastContext(_KeyedContext):
         return self._op.broadcast_state(state_descriptor, True)
 
 
-class _ReadOnlyMap:
-    """Read-only view of a broadcast state dict (Flink's ``ReadOnlyBroadcastState``)."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, d: dict[Any, Any]) -> None:
-        self._d = d
-
-    def get(self, key: Any) -> Any:
-        """Value of ``key`` or None."""
-        return self._d.get(key)
-
-    def contains(self, key: Any) -> bool:
-        """True if ``key`` is present."""
-        return key in self._d
-
-    def items(self) -> list[tuple[Any, Any]]:
-        """A copy of the entries."""
-        return list(self._d.items())
-
-    def keys(self) -> list[Any]:
-        """A copy of the keys."""
-        return list(self._d)
-
-    def values(self) -> list[Any]:
-        """A copy of the values."""
-        return list(self._d.values())
-
-    def is_empty(self) -> bool:
-        """True if empty."""
-        return not self._d
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._d
-
-
-class _WritableMap(_ReadOnlyMap):
-    """Read-write broadcast state (Flink's ``BroadcastState``)."""
-
-    __slots__ = ()
-
-    def put(self, key: Any, value: Any) -> None:
-        """Set ``key``."""
-        self._d[key] = value
-
-    def put_all(self, entries: dict[Any, Any]) -> None:
-        """Set several entries."""
-        self._d.update(entries)
-
-    def remove(self, key: Any) -> None:
-        """Delete ``key``."""
-        self._d.pop(key, None)
-
-    def clear(self) -> None:
-        """Delete everything."""
-        self._d.clear()
-
-
 class _CoProcessBase(UdfStreamOperator):
     """Shared dispatch of (keyed) co-process and broadcast operators."""
 
@@ -292,7 +235,7 @@ class _CoProcessBase(UdfStreamOperator):
     def broadcast_state(self, descriptor: Any, read_only: bool) -> Any:
         """The subtask's copy of a broadcast state."""
         d = self._bstate.setdefault(descriptor.name, {})
-        return _ReadOnlyMap(d) if read_only else _WritableMap(d)
+        return ReadOnlyBroadcastStateView(d) if read_only else SimpleBroadcastState(d)
 
     def apply_to_keyed_state(self, descriptor: Any, function: Any) -> None:
         """Apply ``function(key, state)`` to every key that has ``descriptor`` state."""
