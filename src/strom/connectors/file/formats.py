@@ -610,8 +610,8 @@ class _JsonLinesReader(FormatReader[Any]):
                 return []
             first_line = self.position + 1
             self.position += len(lines)
-            try:
-                out = [decode(line) for line in lines if not line.isspace()]
+            try:  # blank lines fail to decode and take the slow path that skips them
+                out = list(map(decode, lines))
             except msgspec.DecodeError:
                 out = self._decode_each(lines, first_line)
             if out:
