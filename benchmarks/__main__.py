@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks._report import aggregate, machine_info, markdown, render
     from benchmarks.workloads import WORKLOADS
 
-    a = _parse(sys.argv[1:] if argv is None else argv, list(WORKLOADS))
+    a = _parse(sys.argv[1:] if argv is None else argv, [*WORKLOADS, *EXTRAS])
+    extras = [x for x in a.only if x in EXTRAS]
+    a.only = [x for x in a.only if x not in EXTRAS]
     load_before = [round(x, 2) for x in os.getloadavg()]
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for name in a.only:
@@ -158,7 +160,48 @@ def main(argv: list[str] | None = None) -> int:
     a.json.write_text(json.dumps({"meta": meta, "rows": [r.as_json() for r in rows]}, indent=1))
     err.print(f"results written to {a.json}")
     failed = [r for r in rows if r.status == "error" or r.check == "MISMATCH"]
+    for extra in extras:
+        EXTRAS[extra](a.quick, Console(width=_width(sys.stdout)))
     return 1 if failed else 0
+
+
+def _latency(quick: bool, console: Console) -> None:
+    """End-to-end latency per buffer timeout at a fixed rate (see benchmarks.latency)."""
+    from rich.table import Table
+
+    from benchmarks.latency import run
+
+    table = Table(title="latency: keyed running count at a fixed rate (p50/p99 ms)")
+    for col in ("buffer timeout ms", "rate rec/s", "p50 ms", "p99 ms", "max ms"):
+        table.add_column(col, justify="right")
+    for timeout in (0, 10, 100):
+        r = run(50_000 if quick else 100_000, 2 if quick else 5, timeout)
+        table.add_row(*(str(r[k]) for k in ("timeout_ms", "rate", "p50_ms", "p99_ms", "max_ms")))
+    console.print(table)
+
+
+def _nexmark(quick: bool, console: Console) -> None:
+    """Nexmark q0-q11 over generated events (see benchmarks.nexmark)."""
+    from rich.table import Table
+
+    from benchmarks.nexmark.generator import generate
+    from benchmarks.nexmark.queries import QUERIES
+    from benchmarks.nexmark.runner import run_query
+
+    n = 50_000 if quick else 500_000
+    events = generate(n)
+    table = Table(title=f"nexmark: {n:,} generated events, parallelism 1")
+    for col in ("query", "events/s", "events/CPU-s", "results"):
+        table.add_column(col, justify="right")
+    for q in QUERIES:
+        r = run_query(q, events)
+        table.add_row(q, f"{r.events_per_second:,.0f}", f"{r.events_per_cpu_second:,.0f}",
+                      f"{r.results:,}")
+    console.print(table)
+
+
+EXTRAS: dict[str, Any] = {"latency": _latency, "nexmark": _nexmark}
+"""Sections after the throughput table; run by default, or pick them with --only."""
 
 
 if __name__ == "__main__":
