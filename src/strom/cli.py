@@ -1,18 +1,32 @@
-"""The ``strom`` command line: ``strom run JOB.py``, ``strom info``, ``strom --version``.
+"""The ``strom`` command line: ``strom run JOB.py``, ``strom list``, ``strom cancel``,
+``strom savepoint``, ``strom stop``, ``strom info``, ``strom --version``.
 
 ``python -m strom`` is the same program. Progress rendering lives in
-:mod:`strom._cli_progress`; this module only parses options, runs the job script and maps
-failures to exit codes:
+:mod:`strom._cli_progress`; the control endpoint that ``strom run`` serves for the other
+commands (and their client) in :mod:`strom._cli_control`. This module only parses
+options, runs the job script and maps failures to exit codes:
 
 ====  ==========================================================================
 code  meaning
 ====  ==========================================================================
-0     the script ran to the end (or called ``sys.exit(0)``)
-1     a job failed (``JobExecutionError``), another Strom error, or the script raised
-2     usage error, e.g. the script does not exist
-130   cancelled: Ctrl-C or ``JobCancelledError``
+0     the script ran to the end (or called ``sys.exit(0)``); a control command
+      succeeded (``strom list`` also when nothing runs)
+1     a job failed (``JobExecutionError``), another Strom error, or the script raised;
+      a control command failed: no running ``strom run`` process, unknown or
+      ambiguous job id, a savepoint refused (checkpointing disabled), failed or
+      timed out
+2     usage error, e.g. the script or the ``--from-savepoint`` path does not exist
+130   cancelled: Ctrl-C, ``JobCancelledError`` or ``strom cancel``
 any   the script's own ``sys.exit(code)``
 ====  ==========================================================================
+
+Savepoints (Flink's CLI): ``strom savepoint JOB_ID [DIR]`` and ``strom stop JOB_ID
+--savepoint-path DIR`` print the new savepoint's path; ``strom run JOB.py --from-savepoint
+PATH [--allow-non-restored-state]`` restores every job the script starts from it. The
+restore is passed to the script's environments through the environment variables
+:data:`SAVEPOINT_RESTORE_ENV` and :data:`ALLOW_NON_RESTORED_STATE_ENV`, which
+``StreamExecutionEnvironment.__init__`` reads (a script's own ``set_savepoint_restore``
+still wins). Job ids may be abbreviated to a unique prefix.
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from strom import __version__
 from strom.config import DEFAULTS, Configuration, get_global_defaults, set_global_default
@@ -44,8 +59,20 @@ KEY_DEPENDENCIES = ("pyarrow", "msgspec", "click", "rich", "fsspec", "xxhash")
 """Distributions whose installed versions ``strom info`` reports."""
 
 EXIT_JOB_FAILED = 1
+EXIT_CONTROL_FAILED = 1  # a control command (cancel, savepoint, stop...) failed
 EXIT_USAGE = 2  # click's own code for usage errors (missing script included)
 EXIT_CANCELLED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd program
+
+SAVEPOINT_RESTORE_ENV = "STROM_SAVEPOINT_RESTORE"
+"""Set by ``strom run --from-savepoint PATH``: every ``StreamExecutionEnvironment`` created
+while it is set restores its job from PATH."""
+ALLOW_NON_RESTORED_STATE_ENV = "STROM_ALLOW_NON_RESTORED_STATE"
+"""``"1"`` with ``--allow-non-restored-state`` (state of missing uids is skipped)."""
+DEFAULT_SAVEPOINT_DIR = "savepoints"
+"""Where ``strom savepoint``/``strom stop`` put savepoints without a directory (relative
+to the current directory; Flink's ``state.savepoints.dir``). ``$STROM_SAVEPOINT_DIR``
+overrides it."""
+DEFAULT_SAVEPOINT_TIMEOUT_S = 60.0
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,6 +112,20 @@ def main() -> None:
     default=None,
     help="Force or disable the live progress table (default: on when stderr is a terminal).",
 )
+@click.option(
+    "-s",
+    "--from-savepoint",
+    "from_savepoint",
+    metavar="PATH",
+    help="Restore every job the script starts from this savepoint or retained checkpoint "
+    "(its directory or _metadata file).",
+)
+@click.option(
+    "-n",
+    "--allow-non-restored-state",
+    is_flag=True,
+    help="With --from-savepoint: drop state of operator uids the job no longer has.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Print full tracebacks of job failures.")
 def run(
     script: Path,
@@ -93,6 +134,8 @@ def run(
     buffer_timeout: int | None,
     job_arg_options: tuple[str, ...],
     progress: bool | None,
+    from_savepoint: str | None,
+    allow_non_restored_state: bool,
     verbose: bool,
 ) -> None:
     """Run the job script SCRIPT as __main__ on the local runtime.
@@ -100,8 +143,13 @@ def run(
     The script sees sys.argv = [SCRIPT, *--job-arg values, *JOB_ARGS]. Options override
     the defaults of every StreamExecutionEnvironment the script creates; a script's own
     set_parallelism() still wins. A one-line summary of each job is printed on stderr.
+    While the script runs, `strom list`, `strom cancel`, `strom savepoint` and `strom
+    stop` (in another shell) control its jobs.
     """
+    from strom._cli_control import ControlServer
     from strom._cli_progress import ProgressReporter
+
+    restore = _check_savepoint_path(from_savepoint, allow_non_restored_state)
 
     overrides: dict[str, Any] = {}
     if parallelism is not None:
@@ -116,8 +164,10 @@ def run(
     try:
         with (
             _global_defaults(overrides),
+            _savepoint_restore(restore, allow_non_restored_state),
             _script_context(script, [*job_arg_options, *script_args]),
             reporter.installed(),
+            ControlServer(str(script.resolve())).installed(),
         ):
             runpy.run_path(str(script), run_name="__main__")
     except KeyboardInterrupt:
@@ -131,6 +181,160 @@ def run(
         # A bug in the script itself: show the traceback the way `python SCRIPT` would.
         _print_script_traceback(e, script)
         sys.exit(EXIT_JOB_FAILED)
+
+
+def _check_savepoint_path(path: str | None, allow_non_restored_state: bool) -> str | None:
+    """Validate ``--from-savepoint``: the absolute path (or URL) to restore from, or None.
+
+    Raises:
+        click.UsageError: no checkpoint/savepoint there, or the allow flag without a path.
+    """
+    if path is None:
+        if allow_non_restored_state:
+            msg = "--allow-non-restored-state needs --from-savepoint PATH"
+            raise click.UsageError(msg)
+        return None
+    from strom._checkpoint.storage import resolve_metadata_path
+
+    if "://" not in path:
+        path = str(Path(path).expanduser().resolve())
+    try:
+        resolve_metadata_path(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="'--from-savepoint'") from e
+    return path
+
+
+@contextmanager
+def _savepoint_restore(path: str | None, allow_non_restored_state: bool) -> Iterator[None]:
+    """Set the restore environment variables for the block (see the module docstring)."""
+    if path is None:
+        yield
+        return
+    keys = (SAVEPOINT_RESTORE_ENV, ALLOW_NON_RESTORED_STATE_ENV)
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ[SAVEPOINT_RESTORE_ENV] = path
+    os.environ[ALLOW_NON_RESTORED_STATE_ENV] = "1" if allow_non_restored_state else "0"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option(
+    "-a",
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list jobs that ended (in processes that still run).",
+)
+def list_command(as_json: bool, show_all: bool) -> None:
+    """List the running jobs of every local `strom run` process."""
+    from strom._cli_control import list_jobs
+
+    jobs, warnings = list_jobs(include_ended=show_all)
+    for warning in warnings:
+        click.echo(f"strom: warning: {warning}", err=True)
+    if as_json:
+        click.echo(json.dumps([j.to_json() for j in jobs], indent=2))
+        return
+    if not jobs:
+        click.echo("No running jobs." if not show_all else "No jobs.")
+        return
+    import datetime
+
+    table = Table(title="Jobs" if show_all else "Running jobs", title_justify="left")
+    for column in ("Job ID", "Name", "Status", "Started", "PID", "Script"):
+        table.add_column(column, no_wrap=column in ("Job ID", "Started"))
+    for j in jobs:
+        started = datetime.datetime.fromtimestamp(j.start_time / 1000, datetime.UTC).astimezone()
+        table.add_row(
+            j.id,
+            Text(j.name),
+            j.status,
+            started.strftime("%Y-%m-%d %H:%M:%S"),
+            str(j.process.pid),
+            Text(j.process.script or "-"),
+        )
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped: never crop job ids to 80 columns
+        console = Console(highlight=False, width=200)
+    console.print(table)
+
+
+@main.command(short_help="Cancel a running job.")
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel the job JOB_ID (a unique prefix is enough); its `strom run` exits 130."""
+    from strom._cli_control import ControlError, cancel_job, resolve_job
+
+    try:
+        job = resolve_job(job_id)
+        cancel_job(job)
+    except ControlError as e:
+        _fail(str(e), EXIT_CONTROL_FAILED)
+    click.echo(f"Cancelled job {job.id}.")
+
+
+_timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SAVEPOINT_TIMEOUT_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the savepoint.",
+)
+
+
+@main.command(short_help="Take a savepoint of a running job.")
+@click.argument("job_id")
+@click.argument("target_directory", required=False, metavar="[DIR]")
+@_timeout_option
+def savepoint(job_id: str, target_directory: str | None, timeout: float) -> None:
+    """Take a savepoint of the running job JOB_ID into a new directory under DIR
+    (default: ./savepoints or $STROM_SAVEPOINT_DIR) and print its path. The job keeps
+    running; it needs checkpointing enabled."""
+    _savepoint(job_id, target_directory, stop=False, timeout=timeout)
+
+
+@main.command(short_help="Stop a running job with a savepoint.")
+@click.argument("job_id")
+@click.option(
+    "-p",
+    "--savepoint-path",
+    "target_directory",
+    metavar="DIR",
+    help="Directory for the savepoint (default: ./savepoints or $STROM_SAVEPOINT_DIR).",
+)
+@_timeout_option
+def stop(job_id: str, target_directory: str | None, timeout: float) -> None:
+    """Stop the job JOB_ID with a savepoint and print its path: sinks commit everything
+    up to the savepoint, the job ends FINISHED and resumes with `strom run JOB.py
+    --from-savepoint PATH`."""
+    _savepoint(job_id, target_directory, stop=True, timeout=timeout)
+
+
+def _savepoint(job_id: str, target_directory: str | None, stop: bool, timeout: float) -> None:
+    """``strom savepoint`` / ``strom stop``: resolve the job, ask its process, print the path."""
+    from strom._cli_control import ControlError, resolve_job, savepoint_job
+
+    target = target_directory or os.environ.get("STROM_SAVEPOINT_DIR") or DEFAULT_SAVEPOINT_DIR
+    if "://" not in target:  # the job's process may run in another directory
+        target = str(Path(target).expanduser().resolve())
+    try:
+        job = resolve_job(job_id)
+        what = "Stopping job {} with a savepoint" if stop else "Triggering a savepoint of job {}"
+        click.echo(what.format(job.id) + f" into {target} ...", err=True)
+        path = savepoint_job(job, target, stop, timeout)
+    except ControlError as e:
+        _fail(str(e), EXIT_CONTROL_FAILED)
+    click.echo(path)
 
 
 @main.command()

@@ -42,11 +42,12 @@ from strom._state.key_layout import (
 )
 from strom._state.serializers import (
     NullableSerializer,
+    SchemaCompatibility,
     TtlSerializer,
     TypeSerializer,
     TypeSerializerSnapshot,
 )
-from strom.errors import InvalidProgramError
+from strom.errors import InvalidProgramError, StateMigrationError
 
 __all__ = [
     "AGGREGATING",
@@ -114,21 +115,60 @@ class StateMetaInfo:
         """Raise unless ``other`` (a newly declared state) may read this state.
 
         Raises:
-            InvalidProgramError: the kind or the TTL setting differs.
+            StateMigrationError: the kind or the TTL setting differs.
         """
         if other.kind != self.kind:
             msg = (
                 f"state {self.name!r} was stored as {self.kind} state but is now declared "
                 f"as {other.kind} state; use a new state name"
             )
-            raise InvalidProgramError(msg)
+            raise StateMigrationError(msg)
         if other.ttl != self.ttl:
             what = "enables" if other.ttl else "disables"
             msg = (
                 f"state {self.name!r} {what} time-to-live, which changes its stored format; "
                 "TTL cannot be switched on or off for existing state (use a new state name)"
             )
-            raise InvalidProgramError(msg)
+            raise StateMigrationError(msg)
+
+    def needs_migration(self, new: StateMetaInfo) -> bool:
+        """Resolve the schema compatibility of this (restored) state with ``new``, the
+        state as now declared (same name, kind and TTL, see :meth:`check_compatible`).
+
+        Returns:
+            False if the stored values can be read as they are, True if they must be
+            migrated (decoded with this serializer, encoded with the new one).
+
+        Raises:
+            StateMigrationError: the new value serializer cannot read the stored values
+                (e.g. a dataclass lost a field), or the old one cannot be restored.
+        """
+        if new.value_serializer == self.value_serializer:
+            return False
+        try:
+            new_ser = new.value_serializer.restore_serializer()
+        except LookupError as e:
+            msg = f"state {self.name!r}: its new serializer cannot be created: {e}"
+            raise StateMigrationError(msg) from e
+        compat, reason = new_ser.resolve_schema_compatibility(self.value_serializer)
+        if compat is SchemaCompatibility.INCOMPATIBLE:
+            old_id, new_id = self.value_serializer.serializer_id, new.value_serializer.serializer_id
+            change = f" (serializer {old_id!r} -> {new_id!r})" if old_id != new_id else ""
+            msg = (
+                f"restored state {self.name!r} is incompatible with its new declaration"
+                f"{change}: {reason}"
+            )
+            raise StateMigrationError(msg)
+        return compat is SchemaCompatibility.COMPATIBLE_AFTER_MIGRATION
+
+    def migration_error(self, new: StateMetaInfo, error: Exception) -> StateMigrationError:
+        """The error to raise when migrating a value to ``new``'s serializer failed."""
+        msg = (
+            f"restored state {self.name!r} could not be migrated from serializer "
+            f"{self.value_serializer.serializer_id!r} to {new.value_serializer.serializer_id!r}"
+            f": {type(error).__name__}: {error}"
+        )
+        return StateMigrationError(msg)
 
 
 def check_version(found: int, supported: int, what: str) -> None:

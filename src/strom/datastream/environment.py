@@ -8,6 +8,7 @@ pipeline never starts a thread or opens a file).
 from __future__ import annotations
 
 import importlib
+import os
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
@@ -52,6 +53,10 @@ class StreamExecutionEnvironment:
         self._checkpoint_config = CheckpointConfig()
         self._restart_strategy: RestartStrategyConfiguration | None = None
         self._savepoint_restore: tuple[str, bool] | None = None
+        # `strom run --from-savepoint PATH [--allow-non-restored-state]` (see strom.cli)
+        if path := os.environ.get("STROM_SAVEPOINT_RESTORE"):
+            allow = os.environ.get("STROM_ALLOW_NON_RESTORED_STATE", "") in ("1", "true")
+            self._savepoint_restore = (path, allow)
 
     @staticmethod
     def get_execution_environment(

@@ -52,7 +52,7 @@ from strom._state.snapshot import (
 )
 from strom._state.ttl import TtlPolicy
 from strom.datastream.state import ValueStateDescriptor
-from strom.errors import InvalidProgramError
+from strom.errors import InvalidProgramError, StateMigrationError
 
 __all__ = ["HeapKeyedStateBackend"]
 
@@ -272,6 +272,11 @@ class HeapKeyedStateBackend(AbstractKeyedStateBackend):
                             (ns, k, v) for ns, entries in data.items() for k, v in entries.items()
                         )
                     else:
+                        try:
+                            meta.entry_value_serializer()  # the generator needs it
+                        except LookupError as e:
+                            msg = f"restored state {name!r} cannot be read: {e}"
+                            raise StateMigrationError(msg) from e
                         items = heap_entries_from_rocksdb(meta, data)
                     void, namespaced = table.void, table.namespaced
                     for ns, k, v in items:
@@ -281,6 +286,46 @@ class HeapKeyedStateBackend(AbstractKeyedStateBackend):
                             void[k] = v
                         else:
                             namespaced[(k, ns)] = v
+
+    def _migrate(self, old: StateMetaInfo, new: StateMetaInfo) -> None:
+        """Check a restored state against its new declaration and, if its serializer
+        changed compatibly, migrate the restored objects the way RocksDB migrates bytes:
+        encode with the old serializer, decode, encode with the new one, decode (so e.g. a
+        dataclass that gained a field gets its default, as in RocksDB).
+
+        Raises:
+            StateMigrationError: incompatible serializers, or a value that cannot be
+                migrated.
+        """
+        if not old.needs_migration(new):
+            return
+        table = self._tables.get(old.name)
+        if table is None or not (table.void or table.namespaced):
+            return
+        old_ser, new_ser = old.entry_value_serializer(), new.entry_value_serializer()
+        old_s, old_d = old_ser.serialize, old_ser.deserialize
+        new_s, new_d = new_ser.serialize, new_ser.deserialize
+
+        def convert(element: Any) -> Any:
+            return new_d(new_s(old_d(old_s(element))))
+
+        def convert_list(value: list[Any]) -> list[Any]:
+            return [convert(e) for e in value]
+
+        def convert_map(value: dict[Any, Any]) -> dict[Any, Any]:
+            return {k: convert(e) for k, e in value.items()}
+
+        per_value: Callable[[Any], Any] = convert
+        if old.kind == LIST:
+            per_value = convert_list
+        elif old.kind == MAP:
+            per_value = convert_map
+        try:
+            for d in (table.void, table.namespaced):
+                for k, v in d.items():
+                    d[k] = per_value(v)
+        except Exception as e:
+            raise old.migration_error(new, e) from e
 
     def _restore_meta(self, meta: StateMetaInfo) -> None:
         old = self._metas.get(meta.name)

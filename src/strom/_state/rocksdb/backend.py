@@ -52,7 +52,7 @@ from strom._state.key_layout import (
 )
 from strom._state.rocksdb.options import DEFAULT_WRITE_CACHE_SIZE, db_options, write_options
 from strom._state.rocksdb.states import RocksDBListState, RocksDBMapState, RocksDBValueState
-from strom._state.serializers import SchemaCompatibility, decode_varint, encode_varint
+from strom._state.serializers import decode_varint, encode_varint
 from strom._state.snapshot import (
     KEYED_SNAPSHOT_VERSION,
     LIST,
@@ -64,7 +64,7 @@ from strom._state.snapshot import (
     rocksdb_entries_from_heap,
 )
 from strom._state.ttl import TtlPolicy
-from strom.errors import InvalidProgramError
+from strom.errors import InvalidProgramError, StateMigrationError
 
 __all__ = ["RocksDBKeyedStateBackend", "RocksDBNativeSnapshot"]
 
@@ -392,7 +392,13 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
                     _, cfh = self._column_family(name)
                     entries: Iterable[tuple[bytes, bytes]]
                     if snap.encoding == "heap":
-                        entries, self._seq = rocksdb_entries_from_heap(target, kg, data, self._seq)
+                        try:
+                            entries, self._seq = rocksdb_entries_from_heap(
+                                target, kg, data, self._seq
+                            )
+                        except LookupError as e:
+                            msg = f"restored state {name!r} cannot be read: {e}"
+                            raise StateMigrationError(msg) from e
                         convert = None
                     else:
                         entries = decode_entries(data)
@@ -526,24 +532,22 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
 
 def _converter(source: StateMetaInfo, target: StateMetaInfo) -> Callable[[bytes], bytes] | None:
     """A function re-encoding entry values from ``source``'s to ``target``'s value
-    serializer, or None if they are the same.
+    serializer, or None if the stored bytes can be read as they are.
 
     Raises:
-        InvalidProgramError: the old serializer can no longer be restored.
+        StateMigrationError: the serializers are incompatible (see
+            :meth:`StateMetaInfo.needs_migration`); the returned function raises it too
+            when a value cannot be converted.
     """
-    if source.value_serializer == target.value_serializer:
+    if not source.needs_migration(target):
         return None
-    new = target.value_serializer.restore_serializer()
-    if source.value_serializer.resolve_compatibility(new) is SchemaCompatibility.INCOMPATIBLE:
-        msg = (
-            f"state {source.name!r} was written with serializer "
-            f"{source.value_serializer.serializer_id!r}, which cannot be restored"
-        )
-        raise InvalidProgramError(msg)
     de = source.entry_value_serializer().deserialize
     ser = target.entry_value_serializer().serialize
 
     def convert(data: bytes) -> bytes:
-        return ser(de(data))
+        try:
+            return ser(de(data))
+        except Exception as e:
+            raise source.migration_error(target, e) from e
 
     return convert
