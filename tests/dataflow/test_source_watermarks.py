@@ -155,3 +155,29 @@ def test_without_idleness_the_quiet_split_holds_back_time() -> None:
         assert window_out == 0  # ...but the quiet split's watermark (0) fired nothing
     finally:
         client_out.close()
+
+
+def test_file_source_emits_periodic_watermarks_while_running(tmp_path: Any) -> None:
+    """Split outputs (FileSource) drive the watermark while the job runs, not only at the
+    end: with a continuously monitored directory the job never ends, yet windows fire."""
+    from strom.connectors.file import FileSource, StreamFormat
+
+    (tmp_path / "a.txt").write_text("".join(f"k,{t}\n" for t in range(0, 30_000, 1000)))
+    source = (
+        FileSource.for_record_stream_format(StreamFormat.text_line_format(), str(tmp_path))
+        .monitor_continuously(timedelta(milliseconds=50))
+        .build()
+    )
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.configure("pipeline.auto-watermark-interval", 10)
+    env.set_buffer_timeout(5)
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(0).with_timestamp_assigner(
+        lambda line: int(line.split(",")[1]))
+    out = (
+        env.from_source(source, strategy, "files")
+        .key_by(lambda line: line.split(",")[0])
+        .window(TumblingEventTimeWindows.of(10_000))
+        .aggregate(Count())
+        .execute_and_collect(limit=2)
+    )
+    assert list(out) == [10, 10]  # [0, 10 s) and [10 s, 20 s) fired while running

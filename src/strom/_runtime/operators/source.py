@@ -93,6 +93,7 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
         self.pending: list[Any] = []
         self.pending_ts: list[int | None] = []
         self.has_pending_ts = False
+        self.generator_output = _GeneratorOutput(self)
 
     def collect(self, value: Any, timestamp_ms: int | None = None) -> None:
         self.pending.append(value)
@@ -132,7 +133,7 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
         op.output.emit_batch(values, timestamps_ms)
         if self.generator is not None and timestamps_ms is not None:
             try:
-                self.generator.on_events(values, timestamps_ms, self)
+                self.generator.on_events(values, timestamps_ms, self.generator_output)
             except Exception as e:
                 raise op.user_error(e, "watermark generator") from e
 
@@ -142,12 +143,16 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
     def release_output_for_split(self, split_id: str) -> None:
         self.op.release_split_output(split_id)
 
-    # WatermarkOutput / ReaderOutput watermark methods
+    # WatermarkOutput / ReaderOutput watermark methods (a reader's explicit watermarks)
     def emit_watermark(self, watermark: Any) -> None:
         self.used = True
+        self.advance(watermark.timestamp_ms)
+
+    def advance(self, timestamp_ms: int) -> None:
+        """Raise this output's watermark and recombine the source's watermark."""
         self.idle = False
-        if watermark.timestamp_ms > self.watermark:
-            self.watermark = watermark.timestamp_ms
+        if timestamp_ms > self.watermark:
+            self.watermark = timestamp_ms
         self.op.combine_watermarks()
 
     def mark_idle(self) -> None:
@@ -159,6 +164,26 @@ class _SourceOutput(ReaderOutput, WatermarkOutput):
         if self.idle:
             self.idle = False
             self.op.combine_watermarks()
+
+
+class _GeneratorOutput(WatermarkOutput):
+    """What a watermark generator writes to: its output's watermark and idleness. Unlike
+    a reader's explicit watermark it does not make an unused output count (the main
+    output of a reader that only uses per-split outputs never holds back time)."""
+
+    __slots__ = ("out",)
+
+    def __init__(self, out: _SourceOutput) -> None:
+        self.out = out
+
+    def emit_watermark(self, watermark: Any) -> None:
+        self.out.advance(watermark.timestamp_ms)
+
+    def mark_idle(self) -> None:
+        self.out.mark_idle()
+
+    def mark_active(self) -> None:
+        self.out.mark_active()
 
 
 class SourceOperator(StreamOperator):
@@ -204,9 +229,14 @@ class SourceOperator(StreamOperator):
         return out
 
     def release_split_output(self, split_id: str) -> None:
-        """A split finished: it no longer holds back the watermark."""
-        if self.split_outputs.pop(split_id, None) is not None:
-            self.combine_watermarks()
+        """A split finished: its last watermark counts, then it no longer holds back time."""
+        out = self.split_outputs.get(split_id)
+        if out is None:
+            return
+        if out.generator is not None:
+            out.generator.on_periodic_emit(out.generator_output)  # its final watermark
+        del self.split_outputs[split_id]
+        self.combine_watermarks()
 
     def _new_generator(self) -> Any:
         if self.strategy is None or self.context.runtime_mode == "BATCH":
@@ -291,7 +321,7 @@ class SourceOperator(StreamOperator):
             self.next_periodic_ms = now_ms + self.periodic_interval_ms
             for out in (self.source_output, *self.split_outputs.values()):
                 if out.generator is not None:
-                    out.generator.on_periodic_emit(out)
+                    out.generator.on_periodic_emit(out.generator_output)
         return status
 
     def emit_end_of_input_watermark(self) -> None:
