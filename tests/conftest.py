@@ -46,3 +46,17 @@ def env(parallelism: int) -> StreamExecutionEnvironment:
     e = StreamExecutionEnvironment.get_execution_environment()
     e.set_parallelism(parallelism)
     return e
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep `strom run` control files of the tests out of ~/.strom/run."""
+    import os
+
+    old = os.environ.get("STROM_RUN_DIR")
+    os.environ["STROM_RUN_DIR"] = str(tmp_path_factory.mktemp("strom-run"))
+    yield
+    if old is None:
+        os.environ.pop("STROM_RUN_DIR", None)
+    else:
+        os.environ["STROM_RUN_DIR"] = old
