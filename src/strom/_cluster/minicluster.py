@@ -15,7 +15,9 @@ way.
 Clean-up: :meth:`MiniCluster.shutdown` asks every TaskManager to exit, SIGKILLs any that
 do not within a grace period, and stops the launcher; it also runs at interpreter exit.
 TaskManagers exit by themselves when the JobManager's connection drops, so even a
-``kill -9`` of the client leaves no orphans.
+``kill -9`` of the client leaves no orphans. Each TaskManager's temporary files (RocksDB
+instances) live in its own directory under the cluster's private one, deleted when the
+process is gone, so a killed TaskManager leaves no files behind either.
 """
 
 from __future__ import annotations
@@ -73,11 +75,13 @@ class TaskManagerHandle:
         conn: the control connection (None until it registered).
         alive: False once its connection dropped.
         exit_description: how it ended, once known (``"was killed by SIGKILL"``).
+        temp_dir: its temporary directory (deleted once the process is gone).
     """
 
     tm_id: str
     pid: int
     data_address: str = ""
+    temp_dir: str | None = None
     conn: SocketConnection | None = None
     alive: bool = True
     exit_description: str | None = None
@@ -167,8 +171,9 @@ class MiniCluster:
             for _ in range(max(0, missing)):
                 tm_id = f"tm-{next(self._ids)}"
                 data_address = f"unix:{self._dir}/{tm_id}.sock"
-                pid = self._launcher.spawn(tm_id, self.address, data_address)
-                handle = TaskManagerHandle(tm_id, pid, data_address)
+                temp_dir = f"{self._dir}/{tm_id}-tmp"
+                pid = self._launcher.spawn(tm_id, self.address, data_address, temp_dir=temp_dir)
+                handle = TaskManagerHandle(tm_id, pid, data_address, temp_dir=temp_dir)
                 self._tms[tm_id] = handle
                 self._by_pid[pid] = handle
                 new.append(handle)
@@ -309,6 +314,11 @@ class MiniCluster:
             jobs = list(self._jobs.values())
         for job in jobs:
             job.post(TaskManagerLost(h))
+        # a killed TaskManager cannot clean up (RocksDB instances, ...): remove its files
+        if launcher is not None and h.temp_dir is not None:
+            if status is None:
+                launcher.wait_exit(h.pid, 2.0)
+            shutil.rmtree(h.temp_dir, ignore_errors=True)
 
     def _on_process_exit(self, pid: int, status: int) -> None:
         h = self._by_pid.get(pid)

@@ -186,6 +186,20 @@ class JobCheckpointing:
         """A task reached the end of its input and waits for the final checkpoint."""
         self._post(lambda: self._on_finished(task_key))
 
+    def snapshot_written(self, checkpoint_id: int, task_key: TaskKey,
+                         handles: dict[str, str] | None,
+                         error: BaseException | None = None) -> None:
+        """A task's snapshot was written by someone else (a TaskManager writes its tasks'
+        snapshots itself): acknowledge it, or decline the checkpoint if writing failed."""
+        self._written(checkpoint_id, task_key, handles, error)
+
+    def cleanup_orphans(self) -> list[str]:
+        """Delete checkpoint directories that are neither retained nor pending (call once
+        no task writes any more, e.g. after an attempt was cancelled or at the end)."""
+        if self.coordinator is None:
+            return []
+        return self.coordinator.cleanup_orphans()
+
     def _written(self, cid: int, task_key: Any, handles: dict[str, str] | None,
                  error: BaseException | None) -> None:
         if error is not None:

@@ -8,7 +8,7 @@ and shut down when it ends, unless a session cluster is installed with
 :func:`use_session_cluster` (the test suite keeps one warm cluster for all its jobs).
 
 ``ClusterExecutor`` has the LocalExecutor's interface (``run``, ``cancel``, ``metrics``,
-``status``, ``job_graph``, ``start_time``/``end_time``), so the same
+``status``, ``trigger_savepoint``, ``job_graph``, ``start_time``/``end_time``), so the same
 :class:`~strom._executors.local.LocalJobClient` drives both and ``strom run``'s progress
 display works unchanged.
 """
@@ -171,6 +171,22 @@ class ClusterExecutor:
         jm = self.job_master
         if jm is not None:
             jm.cancel()
+
+    def trigger_savepoint(self, target_dir: str, stop: bool,
+                          timeout: float | None = None) -> str:
+        """Take a savepoint; with ``stop`` end the job once it completed (the
+        ``LocalExecutor.trigger_savepoint`` semantics; see ``JobMaster.trigger_savepoint``).
+
+        Raises:
+            ValueError: checkpointing is disabled.
+            RuntimeError: the savepoint failed or the job is not running.
+            TimeoutError: not done within ``timeout`` seconds.
+        """
+        jm = self.job_master
+        if jm is None:
+            msg = "the job is not running"
+            raise RuntimeError(msg)
+        return jm.trigger_savepoint(target_dir, stop, timeout)
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per operator and subtask metric rows (see ``task_metrics``)."""

@@ -3,18 +3,35 @@
 It builds the :class:`ExecutionGraph`, deploys every TaskManager's share in two phases
 (deploy + open everywhere, then start), hosts the job's source coordinators (split
 enumerators stay in the JobManager; requests and assignments travel as RPC messages),
-tracks every execution until all finished, merges accumulators and metrics, and drives
-the job status state machine::
+drives the job's checkpoints, tracks every execution until all finished, merges
+accumulators and metrics, and drives the job status state machine::
 
     CREATED -> RUNNING -> FINISHED
                        -> FAILING -> FAILED        (a subtask failed or a TaskManager died)
+                                  -> RESTARTING -> RUNNING   (the restart strategy allows)
                        -> CANCELLING -> CANCELED   (cancel(), Ctrl-C)
 
-On a failure the restart strategy is asked first (:class:`NoRestartStrategy` today: the
-seam where the checkpoint issue adds FAILING -> RESTARTING -> RUNNING); then every
-TaskManager of the job is told to cancel, and the client's ``execute()`` raises
-``JobExecutionError`` chained to the failure (a ``TaskError`` naming operator uid and
-subtask, or a :class:`TaskManagerLostError` naming the process).
+**Checkpoints** use the same :class:`~strom._executors.checkpointing.JobCheckpointing` as
+the in-process runtime; the JobMaster is its :class:`CheckpointTarget` and polls it on the
+job loop. Triggers, completion and abort notices go to the TaskManagers as RPC messages
+(on the connection that also carries split assignments, so an assignment sent before a
+trigger reaches its reader before the reader's snapshot; enumerators are snapshotted at
+trigger time). Each ``TriggerCheckpoint`` goes to every TaskManager of the job with the
+checkpoint's directory (savepoints have their own); TaskManagers write their tasks'
+snapshots there themselves (the checkpoint storage is a shared filesystem) and answer
+with the file names.
+
+**Restarts**: on a task failure or a lost TaskManager the attempt is cancelled (every
+TaskManager closes the job's tasks and finishes its queued snapshot writes), pending
+checkpoints are aborted and their files removed, then the restart strategy
+(``job_graph.restart_strategy``; none = fail) decides. After its backoff, dead
+TaskManagers are replaced by new processes and every task is deployed again with
+``attempt + 1`` and the state of the latest completed checkpoint (each TaskManager gets
+the :class:`RestoredState` of the operators it runs; enumerators restore in the
+JobManager). Messages carry the attempt number, so late messages of a cancelled attempt
+are ignored. Without restarts the client's ``execute()`` raises ``JobExecutionError``
+chained to the failure (a ``TaskError`` naming operator uid and subtask, or a
+:class:`TaskManagerLostError` naming the process).
 
 :meth:`JobMaster.run` runs on the caller's thread (the job thread of the client), like
 the local executor's loop; messages from TaskManager reader threads arrive through a
@@ -28,34 +45,43 @@ import importlib.machinery
 import logging
 import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from strom._checkpoint.restart import create_restart_strategy
 from strom._cluster.errors import TaskManagerLostError
 from strom._cluster.failures import rebuild_exception
 from strom._cluster.jobmanager.execution_graph import ExecutionGraph, ExecutionState
 from strom._cluster.jobmanager.job_status import JobStatusMachine
-from strom._cluster.jobmanager.restart import NoRestartStrategy, RestartStrategy
 from strom._cluster.rpc.messages import (
+    AcknowledgeCheckpoint,
     AddSplits,
     CancelJob,
+    DeclineCheckpoint,
     DeployJob,
     JobDeployed,
     JobReleased,
     NoMoreSplits,
+    NotifyCheckpointAborted,
+    NotifyCheckpointComplete,
     ReleaseJob,
     SourceEventToCoordinator,
     SourceEventToReader,
     SplitRequest,
     StartJob,
+    TaskEndOfInput,
     TaskFailed,
     TaskFinished,
+    TriggerCheckpoint,
 )
+from strom._executors.checkpointing import JobCheckpointing, RestorePoint
 from strom._executors.source_coordinator import SourceCoordinator
 from strom._graph.job_graph import JobGraph
+from strom._runtime.elements import CheckpointBarrier
 from strom.datastream.execution import JobExecutionResult, JobStatus
 from strom.errors import JobCancelledError, JobExecutionError, StreamingError, TaskError
 
@@ -70,6 +96,10 @@ _TICK_S = 0.01  # loop period when idle: bounds enumerator call_async latency
 _DEPLOY_TIMEOUT_S = 120.0  # opening operators may connect to external systems
 _RELEASE_TIMEOUT_S = 5.0  # TaskManagers close their tasks; then we stop waiting
 _PEER_CHECK_S = 1.0  # after a lost data connection, how long to wait for the peer's fate
+
+
+def _now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
 
 
 def file_loaded_modules() -> dict[str, str]:
@@ -101,6 +131,8 @@ def file_loaded_modules() -> dict[str, str]:
     return out
 
 
+
+
 @dataclass(frozen=True)
 class TaskManagerLost:
     """Internal event: a TaskManager's connection dropped."""
@@ -112,48 +144,70 @@ class _Cancel:
     """Internal event: cancel() was called."""
 
 
+@dataclass(frozen=True)
+class _StopWithSavepoint:
+    """Internal event: the savepoint of a stop-with-savepoint completed."""
+
+    path: str
+
+
 class _Failure(Exception):
-    def __init__(self, cause: BaseException) -> None:
+    def __init__(self, cause: BaseException, internal: bool = False) -> None:
         super().__init__(str(cause))
         self.cause = cause
+        self.internal = internal
 
 
 class _Cancelled(Exception):
     pass
 
 
-class _RemoteReaderGateway:
-    """Delivers a coordinator's assignments to readers in TaskManagers."""
+class _Stopped(Exception):
+    pass
 
-    def __init__(self, master: JobMaster, vertex_id: str) -> None:
+
+class _RemoteReaderGateway:
+    """Delivers a coordinator's assignments to readers in TaskManagers.
+
+    Args:
+        master: the job's JobMaster.
+        vertex_id: the source vertex.
+        attempt: the job attempt the coordinator belongs to.
+    """
+
+    def __init__(self, master: JobMaster, vertex_id: str, attempt: int = 0) -> None:
         self.master = master
         self.vertex_id = vertex_id
+        self.attempt = attempt
 
     def _send(self, subtask: int, msg: Any) -> None:
         self.master.tm_of(self.vertex_id, subtask).send(msg)
 
     def assign_splits(self, subtask: int, splits: list[Any]) -> None:
         """Send ``AddSplits``."""
-        self._send(subtask, AddSplits(self.master.job_id, self.vertex_id, subtask, list(splits)))
+        self._send(subtask, AddSplits(self.master.job_id, self.vertex_id, subtask, list(splits),
+                                      self.attempt))
 
     def no_more_splits(self, subtask: int) -> None:
         """Send ``NoMoreSplits``."""
-        self._send(subtask, NoMoreSplits(self.master.job_id, self.vertex_id, subtask))
+        self._send(subtask, NoMoreSplits(self.master.job_id, self.vertex_id, subtask,
+                                         self.attempt))
 
     def send_event(self, subtask: int, event: Any) -> None:
         """Send ``SourceEventToReader``."""
-        self._send(subtask, SourceEventToReader(self.master.job_id, self.vertex_id, subtask, event))
+        self._send(subtask, SourceEventToReader(self.master.job_id, self.vertex_id, subtask,
+                                                event, self.attempt))
 
 
 class JobMaster:
-    """Runs one job on a cluster.
+    """Runs one job on a cluster, restarting it from checkpoints as its strategy allows.
 
     Args:
         cluster: the started MiniCluster.
-        job_graph: the chained plan.
+        job_graph: the chained plan (its ``restart_strategy`` and ``checkpoint_config``
+            apply).
         job_id: hex job id.
         job_parameters: global job parameters.
-        restart_strategy: what to do after a failure (no restart by default).
     """
 
     def __init__(
@@ -162,20 +216,24 @@ class JobMaster:
         job_graph: JobGraph,
         job_id: str,
         job_parameters: dict[str, str],
-        restart_strategy: RestartStrategy | None = None,
     ) -> None:
         self.cluster = cluster
         self.job_graph = job_graph
         self.job_id = job_id
         self.job_parameters = job_parameters
-        self.restart_strategy: RestartStrategy = restart_strategy or NoRestartStrategy()
         self.status_machine = JobStatusMachine(job_id)
         self.events: queue.Queue[Any] = queue.Queue()
         self.execution_graph: ExecutionGraph | None = None
         self.tms: dict[str, TaskManagerHandle] = {}
         self.coordinators: dict[str, SourceCoordinator] = {}
+        self.checkpointing: JobCheckpointing | None = None
+        self.attempt = 0
+        self.restart_causes: list[BaseException] = []
+        """The failure behind each restart, oldest first."""
+        self.stopped_with_savepoint: str | None = None
         self._metric_rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self._accumulators: dict[str, Any] = {}
+        self._cancel_requested = threading.Event()
         self.start_time = 0.0
         self.end_time = 0.0
 
@@ -191,6 +249,7 @@ class JobMaster:
 
     def cancel(self) -> None:
         """Request cancellation (any thread)."""
+        self._cancel_requested.set()
         self.post(_Cancel())
 
     def tm_of(self, vertex_id: str, subtask: int) -> TaskManagerHandle:
@@ -225,12 +284,60 @@ class JobMaster:
                 )
         return rows
 
-    # -- running --------------------------------------------------------------------------
-    def run(self) -> JobExecutionResult:
-        """Deploy, run and wait for the job on the calling thread.
+    def trigger_savepoint(self, target_dir: str, stop: bool,
+                          timeout: float | None = None) -> str:
+        """Take a savepoint (any thread); with ``stop`` end the job once it completed
+        (Flink's stop-with-savepoint: sinks commit up to the savepoint, nothing after).
+
+        Args:
+            target_dir: directory URL under which the savepoint directory is created.
+            stop: stop the job after the savepoint.
+            timeout: seconds to wait (None: no limit).
+
+        Returns:
+            The savepoint's directory.
 
         Raises:
-            JobExecutionError: a subtask failed or a TaskManager was lost (cause chained).
+            ValueError: checkpointing is disabled.
+            RuntimeError: the savepoint failed or the job is not running.
+            TimeoutError: not done within ``timeout`` seconds.
+        """
+        cp = self.checkpointing
+        if cp is None:
+            msg = "the job is not running"
+            raise RuntimeError(msg)
+        done = threading.Event()
+        result: list[tuple[str | None, BaseException | None]] = []
+
+        def on_done(path: str | None, error: BaseException | None) -> None:
+            result.append((path, error))
+            if stop and error is None and path is not None:
+                self.stopped_with_savepoint = path  # a failure from now on stops the job too
+                self.post(_StopWithSavepoint(path))
+            done.set()
+
+        cp.trigger_savepoint(target_dir, on_done)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not done.wait(0.05):
+            if self.status.is_globally_terminal:
+                msg = f"the job ended ({self.status.name}) before the savepoint completed"
+                raise RuntimeError(msg)
+            if deadline is not None and time.monotonic() > deadline:
+                msg = f"savepoint not completed within {timeout} s"
+                raise TimeoutError(msg)
+        path, error = result[0]
+        if error is not None:
+            raise RuntimeError(str(error)) from error
+        return str(path)
+
+    # -- running --------------------------------------------------------------------------
+    def run(self) -> JobExecutionResult:
+        """Deploy, run and wait for the job on the calling thread, restarting it from the
+        latest completed checkpoint after failures as the restart strategy allows.
+
+        Raises:
+            JobExecutionError: a subtask failed or a TaskManager was lost and no restart
+                was left (cause chained).
             JobCancelledError: :meth:`cancel` was called.
             KeyboardInterrupt: Ctrl-C (the job is cancelled first).
         """
@@ -249,28 +356,38 @@ class JobMaster:
             )
             raise JobExecutionError(msg, self.job_id) from e
         self.cluster.add_job(self)
+        retain = True
         try:
             try:
-                self._deploy_and_run(graph_bytes)
+                self._run_attempts(graph_bytes)
             except _Failure as f:
-                self._fail(f.cause)
+                self._fail()
+                if f.internal:
+                    msg = (f"{name} failed with an internal error: "
+                           f"{type(f.cause).__name__}: {f.cause}")
+                    raise JobExecutionError(msg, self.job_id) from f.cause
                 self._raise_failure(name, f.cause)
+            except _Stopped:
+                self._release(CancelJob(self.job_id, self.attempt))
+                self.status_machine.transition(JobStatus.FINISHED)
             except _Cancelled:
+                retain = self._retain_on_cancel()
                 self._stop(JobStatus.CANCELLING, JobStatus.CANCELED)
                 msg = f"{name} was cancelled"
                 raise JobCancelledError(msg, self.job_id) from None
             except KeyboardInterrupt:
+                retain = self._retain_on_cancel()
                 self._stop(JobStatus.CANCELLING, JobStatus.CANCELED)
                 raise
-            except (JobExecutionError, TaskManagerLostError):
-                raise
             except Exception as e:
-                self._fail(e)
+                self._release(CancelJob(self.job_id, self.attempt))
+                self._fail()
                 msg = f"{name} failed with an internal error: {type(e).__name__}: {e}"
                 raise JobExecutionError(msg, self.job_id) from e
         finally:
             self.end_time = time.monotonic()
             self._close_coordinators()
+            self._close_checkpointing(retain)
             self.cluster.remove_job(self.job_id)
         return JobExecutionResult(
             job_id=self.job_id,
@@ -285,20 +402,65 @@ class JobMaster:
             msg = f"{name} failed: {type(cause).__name__}: {cause}"
         raise JobExecutionError(msg, self.job_id) from cause
 
-    def _deploy_and_run(self, graph_bytes: bytes) -> None:
+    def _run_attempts(self, graph_bytes: bytes) -> None:
+        """Run attempts until one finishes or the restart strategy gives up (then raise
+        the last failure as ``_Failure``)."""
         jg = self.job_graph
+        cp = JobCheckpointing(jg, self.job_id, lambda message: None)
+        self.checkpointing = cp
+        strategy = create_restart_strategy(jg.restart_strategy, _now_ms)
+        restore = cp.initial_restore_point()
+        while True:
+            try:
+                self._run_attempt(graph_bytes, restore)
+                return
+            except (_Cancelled, _Stopped):
+                raise
+            except _Failure as f:
+                failure = f
+            except Exception as e:
+                failure = _Failure(e, internal=True)
+            if self.stopped_with_savepoint is not None:
+                raise _Stopped from None  # stop-with-savepoint completed: no restart
+            self._cancel_attempt()
+            strategy.notify_failure()
+            if not strategy.can_restart():
+                raise failure
+            if self.status is JobStatus.FAILING:
+                self.status_machine.transition(JobStatus.RESTARTING)
+            self.restart_causes.append(failure.cause)
+            logger.warning("job %s failed (attempt %d), restarting: %s", self.job_id,
+                           self.attempt, failure.cause)
+            self._wait_backoff(strategy.backoff_ms())
+            self.attempt += 1
+            restore = cp.latest_restore_point() or restore
+
+    def _run_attempt(self, graph_bytes: bytes, restore: RestorePoint | None) -> None:
+        jg = self.job_graph
+        cp = self.checkpointing
+        assert cp is not None
+        if self._cancel_requested.is_set():
+            raise _Cancelled
+        if self.attempt > 0:
+            self._replace_lost_taskmanagers()
         handles = self.cluster.taskmanagers()
         eg = ExecutionGraph(jg, [h.tm_id for h in handles])
+        for ev_ in eg.vertices.values():
+            ev_.attempt = self.attempt
         self.execution_graph = eg
         self.tms = {h.tm_id: h for h in handles if h.tm_id in eg.tm_ids}
+        self._metric_rows = {}
+        self._accumulators = {}
+        self.coordinators = {}
         for v in jg.vertices:
             if v.is_source:
                 self.coordinators[v.id] = SourceCoordinator(
-                    v.head.source, v.parallelism, _RemoteReaderGateway(self, v.id)
+                    v.head.source, v.parallelism, _RemoteReaderGateway(self, v.id, self.attempt)
                 )
         peers = {tm_id: h.data_address for tm_id, h in self.tms.items()}
         sys_path = [p for p in sys.path if p]
         modules = file_loaded_modules()
+        storage_url = cp.storage.base_url if cp.enabled and cp.storage is not None else None
         self.status_machine.transition(JobStatus.RUNNING)
         for tm_id, h in self.tms.items():
             for key in eg.subtasks_of(tm_id):
@@ -307,6 +469,7 @@ class JobMaster:
                 DeployJob(
                     self.job_id, graph_bytes, self.job_parameters, sys_path,
                     eg.subtasks_of(tm_id), eg.channels_of(tm_id), peers, modules,
+                    self.attempt, self._restored_for(tm_id, restore), storage_url,
                 )
             )
             if not sent:
@@ -319,33 +482,95 @@ class JobMaster:
                 msg = f"TaskManagers {sorted(set(self.tms) - deployed)} did not deploy in time"
                 raise _Failure(TimeoutError(msg))
             if isinstance(ev, JobDeployed):
-                deployed.add(ev.tm_id)
+                if ev.attempt == self.attempt:
+                    deployed.add(ev.tm_id)
             else:
                 self._handle(ev)
-        for coord in self.coordinators.values():
-            coord.start()
+        for v in jg.vertices:
+            if v.is_source:
+                state = restore.enumerators.get(v.head.uid) if restore is not None else None
+                self.coordinators[v.id].start(state)
         for ev_ in eg.vertices.values():
             ev_.state = ExecutionState.RUNNING
         for h in self.tms.values():
-            h.send(StartJob(self.job_id))
+            h.send(StartJob(self.job_id, self.attempt))
+        if cp.enabled:
+            cp.attach(self)
         while not eg.all_finished():
             ev = self._next_event(None)
             if ev is not None:
                 self._handle(ev)
-        self._release(ReleaseJob(self.job_id))
+        self._release(ReleaseJob(self.job_id, self.attempt))
         self.status_machine.transition(JobStatus.FINISHED)
 
+    def _restored_for(self, tm_id: str, restore: RestorePoint | None) -> dict[str, Any] | None:
+        """The restored state of the operators a TaskManager runs (every old subtask's
+        state of each uid: the new subtasks pick their key groups, splits, ...)."""
+        if restore is None:
+            return None
+        assert self.execution_graph is not None
+        uids = {
+            n.uid
+            for vertex_id, _i in self.execution_graph.subtasks_of(tm_id)
+            for n in self.job_graph.vertex(vertex_id).nodes
+        }
+        return {uid: st for uid, st in restore.operators.items() if uid in uids}
+
+    def _replace_lost_taskmanagers(self) -> None:
+        """Start new TaskManager processes for dead ones (the job's slots need them)."""
+        needed = max(v.parallelism for v in self.job_graph.vertices)
+        try:
+            self.cluster.ensure_taskmanagers(min(self.cluster.num_taskmanagers, needed))
+        except RuntimeError as e:
+            raise _Failure(e) from None
+
+    def _cancel_attempt(self) -> None:
+        """Stop the failed attempt everywhere; abort its checkpoints and remove their files."""
+        if self.status in (JobStatus.CREATED, JobStatus.RUNNING):
+            self.status_machine.transition(JobStatus.FAILING)
+        self._release(CancelJob(self.job_id, self.attempt))
+        self._close_coordinators()
+        cp = self.checkpointing
+        if cp is not None:
+            cp.detach()
+            cp.cleanup_orphans()  # every TaskManager finished its writes (or is dead)
+
+    def _wait_backoff(self, ms: int) -> None:
+        """Sleep the restart backoff; a cancel ends it."""
+        deadline = time.monotonic() + ms / 1000
+        while True:
+            if self._cancel_requested.is_set():
+                raise _Cancelled
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                ev = self.events.get(timeout=min(left, 0.05))
+            except queue.Empty:
+                continue
+            if isinstance(ev, _Cancel):
+                raise _Cancelled
+
     def _next_event(self, deadline: float | None) -> Any:
-        """The next event (coordinators run between events); None at the deadline."""
+        """The next event (coordinators and checkpoints run between events); None at the
+        deadline."""
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return None
-            now_ms = time.monotonic_ns() // 1_000_000
+            now_ms = _now_ms()
             busy = False
             for coord in self.coordinators.values():
                 if coord.process(now_ms):
                     busy = True
+            cp = self.checkpointing
+            if cp is not None and cp.target is not None:
+                try:
+                    if cp.poll():
+                        busy = True
+                except TaskError as e:  # too many consecutive checkpoint failures
+                    raise _Failure(e) from None
+                cp.retry_final_if_aborted()
             try:
                 return self.events.get(timeout=0 if busy else _TICK_S)
             except queue.Empty:
@@ -354,10 +579,26 @@ class JobMaster:
     def _handle(self, ev: Any) -> None:
         eg = self.execution_graph
         assert eg is not None
+        if getattr(ev, "attempt", self.attempt) != self.attempt:
+            return  # a late message of a cancelled attempt
+        cp = self.checkpointing
         if isinstance(ev, SplitRequest):
             self.coordinators[ev.vertex_id].request_split(ev.subtask)
         elif isinstance(ev, SourceEventToCoordinator):
             self.coordinators[ev.vertex_id].send_event(ev.subtask, ev.event)
+        elif isinstance(ev, AcknowledgeCheckpoint):
+            if cp is not None:
+                cp.snapshot_written(ev.checkpoint_id, (ev.vertex_id, ev.subtask), ev.handles)
+        elif isinstance(ev, DeclineCheckpoint):
+            if cp is not None:
+                key = (ev.vertex_id, ev.subtask)
+                if ev.io_error:
+                    cp.snapshot_written(ev.checkpoint_id, key, None, OSError(ev.reason))
+                else:
+                    cp.declined(key, ev.checkpoint_id, ev.reason)
+        elif isinstance(ev, TaskEndOfInput):
+            if cp is not None:
+                cp.task_finished((ev.vertex_id, ev.subtask))
         elif isinstance(ev, TaskFinished):
             eg.vertices[(ev.vertex_id, ev.subtask)].state = ExecutionState.FINISHED
             self._metric_rows[(ev.vertex_id, ev.subtask)] = ev.metrics
@@ -371,6 +612,8 @@ class JobMaster:
         elif isinstance(ev, TaskManagerLost):
             if ev.handle.tm_id in self.tms:
                 self._tm_lost(ev.handle)
+        elif isinstance(ev, _StopWithSavepoint):
+            raise _Stopped
         elif isinstance(ev, _Cancel):
             raise _Cancelled
         # JobReleased / late messages of other phases are ignored here
@@ -410,22 +653,63 @@ class JobMaster:
     def _tm_lost(self, h: TaskManagerHandle) -> None:
         raise _Failure(self._lost_error(h))
 
+    # -- CheckpointTarget ------------------------------------------------------------------
+    def trigger_tasks(self, keys: list[tuple[str, int]], barrier: CheckpointBarrier) -> None:
+        """Send ``TriggerCheckpoint`` with the checkpoint's directory to every TaskManager
+        of the job, naming the subtasks each must trigger directly."""
+        cp = self.checkpointing
+        eg = self.execution_graph
+        if cp is None or cp.coordinator is None or eg is None:
+            return
+        p = cp.coordinator.pending.get(barrier.checkpoint_id)
+        if p is None:
+            return
+        by_tm: dict[str, list[tuple[str, int]]] = {tm_id: [] for tm_id in self.tms}
+        for key in keys:
+            by_tm[eg.vertices[key].tm_id].append(key)
+        for tm_id, h in self.tms.items():
+            h.send(TriggerCheckpoint(
+                self.job_id, barrier.checkpoint_id, barrier.timestamp_ms,
+                barrier.is_savepoint, p.directory, by_tm[tm_id], self.attempt,
+            ))
+
+    def notify_tasks(self, checkpoint_id: int, final: bool) -> None:
+        """Send ``NotifyCheckpointComplete`` to every TaskManager of the job."""
+        for h in self.tms.values():
+            h.send(NotifyCheckpointComplete(self.job_id, checkpoint_id, final, self.attempt))
+
+    def abort_tasks(self, checkpoint_id: int) -> None:
+        """Send ``NotifyCheckpointAborted`` to every TaskManager of the job."""
+        for h in self.tms.values():
+            h.send(NotifyCheckpointAborted(self.job_id, checkpoint_id, self.attempt))
+
+    def snapshot_enumerators(self, checkpoint_id: int) -> dict[str, Any]:
+        """Every source's enumerator state (taken before any barrier is injected)."""
+        out: dict[str, Any] = {}
+        for v in self.job_graph.vertices:
+            coord = self.coordinators.get(v.id)
+            if v.is_source and coord is not None and coord.enumerator is not None:
+                out[v.head.uid] = coord.enumerator.snapshot_state(checkpoint_id)
+        return out
+
     # -- stopping -------------------------------------------------------------------------
-    def _fail(self, cause: BaseException) -> None:
-        status = self.status_machine.status
-        if status is JobStatus.CREATED or status is JobStatus.RUNNING:
+    def _fail(self) -> None:
+        """Final failure (the attempt was cancelled already): FAILING/RESTARTING -> FAILED."""
+        if self.status in (JobStatus.CREATED, JobStatus.RUNNING):
             self.status_machine.transition(JobStatus.FAILING)
-        if self.restart_strategy.can_restart(cause):  # pragma: no cover - checkpoint issue
-            logger.info("restart strategy allows a restart; restarts are not implemented yet")
-        self._release(CancelJob(self.job_id))
-        if self.status_machine.status is JobStatus.FAILING:
+        if self.status in (JobStatus.FAILING, JobStatus.RESTARTING):
             self.status_machine.transition(JobStatus.FAILED)
 
     def _stop(self, via: JobStatus, to: JobStatus) -> None:
         if not self.status_machine.status.is_globally_terminal:
-            self.status_machine.transition(via)
-            self._release(CancelJob(self.job_id))
+            if self.status_machine.status is not via:
+                self.status_machine.transition(via)
+            self._release(CancelJob(self.job_id, self.attempt))
             self.status_machine.transition(to)
+
+    def _retain_on_cancel(self) -> bool:
+        cfg = self.job_graph.checkpoint_config or {}
+        return cfg.get("retention") == "RETAIN_ON_CANCELLATION"
 
     def _release(self, msg: CancelJob | ReleaseJob) -> None:
         """Send ``msg`` to every live TaskManager of the job; wait for their release."""
@@ -443,10 +727,22 @@ class JobMaster:
                 waiting = {t for t in waiting if self.tms[t].alive}
                 continue
             if isinstance(ev, JobReleased):
-                waiting.discard(ev.tm_id)
+                if ev.attempt == self.attempt:
+                    waiting.discard(ev.tm_id)
             elif isinstance(ev, TaskManagerLost):
                 waiting.discard(ev.handle.tm_id)
 
     def _close_coordinators(self) -> None:
         for coord in self.coordinators.values():
             coord.close()
+        self.coordinators = {}
+
+    def _close_checkpointing(self, retain: bool) -> None:
+        """Abort what is pending (failing waiting savepoints), keep the retained
+        checkpoints unless ``retain`` is False, and remove every other checkpoint file."""
+        cp = self.checkpointing
+        if cp is None:
+            return
+        cp.detach()
+        cp.close(retain)
+        cp.cleanup_orphans()

@@ -8,6 +8,20 @@ precedes the :class:`TaskFinished` of its subtask.
 Deployment is two-phase: the JM sends :class:`DeployJob` to every TM, each TM builds and
 opens its tasks and answers :class:`JobDeployed`; only then the JM sends
 :class:`StartJob`, so every consumer channel exists before any producer connects.
+
+Checkpoints: the JM sends :class:`TriggerCheckpoint` to *every* TM of the job (it carries
+the checkpoint's directory, which tasks reached by in-band barriers need too, and names
+the subtasks to trigger directly: sources and tasks past their end of input); split
+assignments travel on the same connection, so an assignment sent before a trigger
+reaches the reader before its snapshot. The TM writes each task's snapshot into that
+directory itself (shared filesystem) and answers :class:`AcknowledgeCheckpoint` with the
+file names, or :class:`DeclineCheckpoint`; :class:`TaskEndOfInput` tells the JM a task
+waits for the final checkpoint. :class:`NotifyCheckpointComplete` lets sinks commit.
+
+Job-scoped messages carry the job's ``attempt`` (0, +1 per restart): messages of an
+attempt that was cancelled are ignored by both sides. :class:`CancelJob` and
+:class:`ReleaseJob` end whatever attempt the TM runs (and are answered with the JM's
+current attempt).
 """
 
 from __future__ import annotations
@@ -16,15 +30,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "AcknowledgeCheckpoint",
     "AddSplits",
     "CancelJob",
     "ChannelSpec",
     "ClientData",
+    "DeclineCheckpoint",
     "DeployJob",
     "Heartbeat",
     "JobDeployed",
     "JobReleased",
     "NoMoreSplits",
+    "NotifyCheckpointAborted",
+    "NotifyCheckpointComplete",
     "ProcessOutput",
     "RegisterTaskManager",
     "ReleaseJob",
@@ -34,8 +52,10 @@ __all__ = [
     "SourceEventToReader",
     "SplitRequest",
     "StartJob",
+    "TaskEndOfInput",
     "TaskFailed",
     "TaskFinished",
+    "TriggerCheckpoint",
 ]
 
 
@@ -113,6 +133,7 @@ class JobDeployed:
 
     job_id: str
     tm_id: str
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,7 @@ class TaskFinished:
     Attributes:
         accumulators: pickled ``{name: Accumulator}`` of its operators, in chain order.
         metrics: its final metric rows.
+        attempt: the job attempt it belongs to.
     """
 
     job_id: str
@@ -129,6 +151,7 @@ class TaskFinished:
     subtask: int
     accumulators: bytes
     metrics: list[dict[str, Any]]
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +161,7 @@ class TaskFailed:
     Attributes:
         subtask: the subtask index, or None.
         network_peer: set when the failure is a lost data connection to that TM.
+        attempt: the job attempt it belongs to.
     """
 
     job_id: str
@@ -146,14 +170,17 @@ class TaskFailed:
     subtask: int | None
     failure: RemoteFailure
     network_peer: str | None = None
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
 class JobReleased:
-    """The TM dropped every task and connection of the job (after cancel/release)."""
+    """The TM dropped every task and connection of the job (after cancel/release) and
+    finished writing its snapshots (no file of the job is written after this)."""
 
     job_id: str
     tm_id: str
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,6 +190,7 @@ class SplitRequest:
     job_id: str
     vertex_id: str
     subtask: int
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,6 +201,52 @@ class SourceEventToCoordinator:
     vertex_id: str
     subtask: int
     event: Any
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class TaskEndOfInput:
+    """A subtask processed its end of input and waits for the final checkpoint (only
+    with checkpointing; :class:`TaskFinished` follows once that checkpoint completed)."""
+
+    job_id: str
+    vertex_id: str
+    subtask: int
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class AcknowledgeCheckpoint:
+    """A subtask's snapshot is written to the checkpoint's directory.
+
+    Attributes:
+        handles: operator uid -> state file name (relative to the directory).
+    """
+
+    job_id: str
+    checkpoint_id: int
+    vertex_id: str
+    subtask: int
+    handles: dict[str, str]
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class DeclineCheckpoint:
+    """A subtask could not take a checkpoint.
+
+    Attributes:
+        reason: why (for logs).
+        io_error: True if writing the snapshot failed (else the task declined it).
+    """
+
+    job_id: str
+    checkpoint_id: int
+    vertex_id: str
+    subtask: int
+    reason: str
+    io_error: bool = False
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -219,6 +293,11 @@ class DeployJob:
         peers: data address of every TM of the job.
         modules: user modules the TM cannot import from ``sys_path`` (loaded from a file
             in the client, e.g. with ``spec_from_file_location``): name -> file path.
+        attempt: the job attempt (0, +1 per restart).
+        restored: operator uid -> ``RestoredState`` for the operators of this TM's
+            subtasks (every old subtask's state of each uid), or None for a fresh start.
+        checkpoint_storage: base URL of the job's checkpoint storage (the JM's, so both
+            resolve the same directories), or None without checkpointing.
     """
 
     job_id: str
@@ -229,6 +308,9 @@ class DeployJob:
     channels: list[ChannelSpec]
     peers: dict[str, str] = field(default_factory=dict)
     modules: dict[str, str] = field(default_factory=dict)
+    attempt: int = 0
+    restored: dict[str, Any] | None = None
+    checkpoint_storage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,20 +318,25 @@ class StartJob:
     """Every TM deployed: connect channels and start the sources."""
 
     job_id: str
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
 class CancelJob:
-    """Stop and close the job's tasks, then answer :class:`JobReleased`."""
+    """Stop and close the job's tasks (whatever attempt runs), then answer
+    :class:`JobReleased` carrying ``attempt``."""
 
     job_id: str
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
 class ReleaseJob:
-    """The job finished: drop its connections and state, then answer :class:`JobReleased`."""
+    """The job finished: drop its connections and state, then answer
+    :class:`JobReleased` carrying ``attempt``."""
 
     job_id: str
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -260,6 +347,7 @@ class AddSplits:
     vertex_id: str
     subtask: int
     splits: list[Any]
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -269,6 +357,7 @@ class NoMoreSplits:
     job_id: str
     vertex_id: str
     subtask: int
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
@@ -279,6 +368,49 @@ class SourceEventToReader:
     vertex_id: str
     subtask: int
     event: Any
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class TriggerCheckpoint:
+    """Checkpoint (or savepoint) ``checkpoint_id`` started; sent to every TM of the job.
+
+    Attributes:
+        checkpoint_id: its id.
+        timestamp_ms: its trigger time (epoch ms), for the barrier.
+        is_savepoint: True for savepoints.
+        directory: where the TM writes its tasks' snapshots for this checkpoint.
+        subtasks: ``(vertex id, subtask)`` of this TM to trigger directly (sources and
+            tasks past their end of input); the others get the barrier in-band.
+    """
+
+    job_id: str
+    checkpoint_id: int
+    timestamp_ms: int
+    is_savepoint: bool
+    directory: str
+    subtasks: list[tuple[str, int]]
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class NotifyCheckpointComplete:
+    """Checkpoint ``checkpoint_id`` completed (sinks commit); ``final``: the final
+    checkpoint, after which tasks waiting at their end of input finish."""
+
+    job_id: str
+    checkpoint_id: int
+    final: bool
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class NotifyCheckpointAborted:
+    """Checkpoint ``checkpoint_id`` was aborted."""
+
+    job_id: str
+    checkpoint_id: int
+    attempt: int = 0
 
 
 @dataclass(frozen=True)

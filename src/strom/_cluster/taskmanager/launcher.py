@@ -9,7 +9,7 @@ re-imports the user's ``__main__`` (``strom run job.py`` scripts need no
 safe.
 
 Protocol: requests are JSON lines on the server's stdin (``{"tm_id", "jm_address",
-"data_address"}``); answers are JSON lines on the pipe whose fd is given as argv[1]:
+"data_address", "temp_dir"}``); answers are JSON lines on the pipe whose fd is given as argv[1]:
 ``{"spawned": tm_id, "pid": n}`` and ``{"exited": pid, "status": s}`` (``s`` < 0: killed by
 signal ``-s``) when a child ends. The server exits when its stdin closes (client gone);
 children exit on their own when their JobManager connection drops.
@@ -101,14 +101,24 @@ class ProcessLauncher:
         self._answers.close()
         self._ready.set()
 
-    def spawn(self, tm_id: str, jm_address: str, data_address: str, timeout_s: float = 10.0) -> int:
+    def spawn(self, tm_id: str, jm_address: str, data_address: str, timeout_s: float = 10.0,
+              temp_dir: str | None = None) -> int:
         """Fork a TaskManager; return its pid.
+
+        Args:
+            tm_id: its id.
+            jm_address: the JobManager's control address.
+            data_address: where it listens for data connections.
+            timeout_s: how long to wait for the fork.
+            temp_dir: its temporary directory (RocksDB instances, ...), or None for the
+                system default.
 
         Raises:
             RuntimeError: the launcher is gone or did not answer in time.
         """
         req = json.dumps(
-            {"tm_id": tm_id, "jm_address": jm_address, "data_address": data_address}
+            {"tm_id": tm_id, "jm_address": jm_address, "data_address": data_address,
+             "temp_dir": temp_dir}
         )
         with self._lock:
             stdin = self.proc.stdin
@@ -193,7 +203,8 @@ def main() -> None:
                     os.close(devnull)
                     code = 0
                     try:
-                        task_executor.main(req["tm_id"], req["jm_address"], req["data_address"])
+                        task_executor.main(req["tm_id"], req["jm_address"], req["data_address"],
+                                           req.get("temp_dir"))
                     except BaseException:
                         logging.getLogger(__name__).exception("TaskManager failed")
                         code = 1

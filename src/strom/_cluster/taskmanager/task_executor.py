@@ -8,22 +8,33 @@ messages are queued for the task thread), the network environment's senders and
 receivers, and a heartbeat thread that reports metrics every
 :data:`HEARTBEAT_INTERVAL_S`.
 
-Lifecycle per job: ``DeployJob`` (build tasks, create channels, open operators; answer
-``JobDeployed``) -> ``StartJob`` (connect channels, start source readers) -> run until each
-subtask reports ``TaskFinished`` or ``TaskFailed`` -> ``ReleaseJob``/``CancelJob`` (close
-everything; answer ``JobReleased``). When the JobManager connection drops the process
-exits at once: a TaskManager never outlives its JobManager.
+Lifecycle per job attempt: ``DeployJob`` (build tasks, create channels, restore state,
+open operators; answer ``JobDeployed``) -> ``StartJob`` (connect channels, start source
+readers) -> run until each subtask reports ``TaskFinished`` or ``TaskFailed`` ->
+``ReleaseJob``/``CancelJob`` (close everything, let queued snapshot writes finish; answer
+``JobReleased``). A restart deploys the job again with the next attempt number; its data
+connections are registered under ``<job id>@<attempt>`` so nothing of an old attempt can
+reach the new one. When the JobManager connection drops the process exits at once: a
+TaskManager never outlives its JobManager.
+
+Checkpoints: tasks report snapshots to a :class:`_JobCheckpoints` listener, which hands
+the encoded bytes to the process's :class:`AsyncSnapshotWriter` (one background thread)
+for the checkpoint's directory (learnt from ``TriggerCheckpoint``; a snapshot taken on an
+in-band barrier that overtook that message waits for it) and answers
+``AcknowledgeCheckpoint``/``DeclineCheckpoint`` from the writer thread.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import importlib.util
 import io
 import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -32,17 +43,23 @@ from typing import Any
 
 import cloudpickle
 
+from strom._checkpoint.snapshots import AsyncSnapshotWriter
+from strom._checkpoint.storage import CheckpointStorage
 from strom._cluster.deployment import DeployedTask, TaskBuilder, job_edges, task_metrics
 from strom._cluster.failures import ship_exception
 from strom._cluster.rpc.messages import (
+    AcknowledgeCheckpoint,
     AddSplits,
     CancelJob,
     ClientData,
+    DeclineCheckpoint,
     DeployJob,
     Heartbeat,
     JobDeployed,
     JobReleased,
     NoMoreSplits,
+    NotifyCheckpointAborted,
+    NotifyCheckpointComplete,
     ProcessOutput,
     RegisterTaskManager,
     ReleaseJob,
@@ -51,12 +68,15 @@ from strom._cluster.rpc.messages import (
     SourceEventToReader,
     SplitRequest,
     StartJob,
+    TaskEndOfInput,
     TaskFailed,
     TaskFinished,
+    TriggerCheckpoint,
 )
 from strom._cluster.rpc.transport import SocketConnection
 from strom._executors import client_link
 from strom._graph.job_graph import JobGraph
+from strom._runtime.elements import CheckpointBarrier
 from strom._runtime.io.channels import LocalInputChannel
 from strom._runtime.io.network import (
     NetworkEnvironment,
@@ -65,6 +85,7 @@ from strom._runtime.io.network import (
     RemoteOutputChannel,
     connect,
 )
+from strom._runtime.task.stream_task import StreamTask
 
 __all__ = ["HEARTBEAT_INTERVAL_S", "TaskExecutor", "main"]
 
@@ -85,13 +106,13 @@ class _RunState(enum.Enum):
 
 @dataclass
 class _NetworkFailure:
-    job_id: str
+    net_key: str
     error: BaseException
 
 
 @dataclass
 class _JobRun:
-    """The subtasks of one job in this process."""
+    """The subtasks of one job attempt in this process."""
 
     job_id: str
     deployed: list[DeployedTask]
@@ -99,6 +120,92 @@ class _JobRun:
     active: list[DeployedTask] = field(default_factory=list)
     by_key: dict[tuple[str, int], DeployedTask] = field(default_factory=dict)
     closed: set[int] = field(default_factory=set)
+    attempt: int = 0
+    checkpoints: _JobCheckpoints | None = None
+
+    @property
+    def net_key(self) -> str:
+        """The attempt's key in the network environment."""
+        return f"{self.job_id}@{self.attempt}"
+
+
+def _write_key(job_id: str, attempt: int, vertex_id: str, subtask: int) -> tuple[str, int]:
+    """The task key given to the snapshot writer: it names files by ``key[1]`` (the
+    subtask index) and hands the key back, so ``key[0]`` routes the acknowledgement."""
+    return f"{job_id}\x00{attempt}\x00{vertex_id}", subtask
+
+
+class _JobCheckpoints:
+    """The TaskManager side of one job attempt's checkpoints (the tasks' listener).
+
+    All methods except the writer callback run on the task thread.
+
+    Args:
+        executor: the TaskExecutor.
+        run: the job attempt.
+        storage_url: the job's checkpoint storage base URL (the JobManager's).
+    """
+
+    def __init__(self, executor: TaskExecutor, run: _JobRun, storage_url: str) -> None:
+        self.executor = executor
+        self.run = run
+        self.storage = CheckpointStorage(storage_url, run.job_id)
+        self.directories: dict[int, str] = {}
+        self.waiting: dict[int, list[tuple[tuple[str, int], dict[str, bytes]]]] = {}
+        self.last_completed = -1
+        self.aborted: set[int] = set()
+
+    # -- CheckpointListener ----------------------------------------------------------------
+    def on_snapshot(self, task: StreamTask, checkpoint_id: int, states: dict[str, bytes]) -> None:
+        """Queue the encoded states for writing (or hold them until the directory is known)."""
+        if checkpoint_id <= self.last_completed or checkpoint_id in self.aborted:
+            return
+        directory = self.directories.get(checkpoint_id)
+        if directory is None:  # the in-band barrier overtook TriggerCheckpoint
+            self.waiting.setdefault(checkpoint_id, []).append((task.task_key, states))
+            return
+        self._submit(checkpoint_id, directory, task.task_key, states)
+
+    def on_declined(self, task: StreamTask, checkpoint_id: int, reason: str) -> None:
+        """Tell the JobManager."""
+        vertex_id, subtask = task.task_key
+        self.executor.send(DeclineCheckpoint(
+            self.run.job_id, checkpoint_id, vertex_id, subtask, reason,
+            attempt=self.run.attempt,
+        ))
+
+    def on_finished(self, task: StreamTask) -> None:
+        """The task waits for the final checkpoint: tell the JobManager."""
+        vertex_id, subtask = task.task_key
+        self.executor.flush_output()
+        self.executor.send(TaskEndOfInput(self.run.job_id, vertex_id, subtask, self.run.attempt))
+
+    # -- messages --------------------------------------------------------------------------
+    def started(self, checkpoint_id: int, directory: str) -> None:
+        """The directory of ``checkpoint_id``; writes snapshots that waited for it."""
+        if checkpoint_id <= self.last_completed or checkpoint_id in self.aborted:
+            return
+        self.directories[checkpoint_id] = directory
+        for key, states in self.waiting.pop(checkpoint_id, []):
+            self._submit(checkpoint_id, directory, key, states)
+
+    def completed(self, checkpoint_id: int) -> None:
+        """Forget checkpoints up to ``checkpoint_id``."""
+        self.last_completed = max(self.last_completed, checkpoint_id)
+        self.directories = {c: d for c, d in self.directories.items() if c > checkpoint_id}
+        self.waiting = {c: w for c, w in self.waiting.items() if c > checkpoint_id}
+        self.aborted = {c for c in self.aborted if c > checkpoint_id}
+
+    def aborted_checkpoint(self, checkpoint_id: int) -> None:
+        """Forget an aborted checkpoint."""
+        self.aborted.add(checkpoint_id)
+        self.directories.pop(checkpoint_id, None)
+        self.waiting.pop(checkpoint_id, None)
+
+    def _submit(self, checkpoint_id: int, directory: str, task_key: tuple[str, int],
+                states: dict[str, bytes]) -> None:
+        key = _write_key(self.run.job_id, self.run.attempt, task_key[0], task_key[1])
+        self.executor.writer().submit_encoded(self.storage, directory, checkpoint_id, key, states)
 
 
 class TaskExecutor:
@@ -119,6 +226,38 @@ class TaskExecutor:
         self.wake = self.network.wake
         self.conn = SocketConnection(connect(jm_address), f"tm-{tm_id}")
         self._streams: list[_ForwardedStream] = []
+        self._writer: AsyncSnapshotWriter | None = None
+
+    def send(self, msg: Any) -> None:
+        """Send a message to the JobManager (any thread; dropped if it is gone: the
+        connection's reader then ends the process)."""
+        try:
+            self.conn.send(msg)
+        except OSError:
+            pass
+
+    def writer(self) -> AsyncSnapshotWriter:
+        """The process's snapshot writer thread (started on first use)."""
+        if self._writer is None:
+            self._writer = AsyncSnapshotWriter(self._written)
+        return self._writer
+
+    def _written(self, checkpoint_id: int, key: Any, handles: dict[str, str] | None,
+                 error: BaseException | None) -> None:
+        """Writer thread: a snapshot was written (or failed), or a released job's queued
+        writes are done (``key[1] < 0``)."""
+        job_id, attempt_s, vertex_id = key[0].split("\x00", 2)
+        attempt, subtask = int(attempt_s), int(key[1])
+        if subtask < 0:
+            self.send(JobReleased(job_id, self.tm_id, attempt))
+        elif error is not None:
+            logger.warning("TaskManager %s: writing the snapshot of %s[%d] for checkpoint %d "
+                           "failed: %s", self.tm_id, vertex_id, subtask, checkpoint_id, error)
+            self.send(DeclineCheckpoint(job_id, checkpoint_id, vertex_id, subtask,
+                                        f"{type(error).__name__}: {error}", True, attempt))
+        else:
+            self.send(AcknowledgeCheckpoint(job_id, checkpoint_id, vertex_id, subtask,
+                                            handles or {}, attempt))
 
     # -- process lifecycle ----------------------------------------------------------------
     def run(self) -> None:
@@ -165,8 +304,8 @@ class TaskExecutor:
             logger.info("TaskManager %s: JobManager connection closed; exiting", self.tm_id)
             os._exit(0)
 
-    def _on_network_error(self, job_id: str, error: BaseException) -> None:
-        self.inbox.append(_NetworkFailure(job_id, error))
+    def _on_network_error(self, net_key: str, error: BaseException) -> None:
+        self.inbox.append(_NetworkFailure(net_key, error))
         self.wake.set()
 
     def _heartbeat_loop(self) -> None:
@@ -255,6 +394,7 @@ class TaskExecutor:
                 d.subtask,
                 cloudpickle.dumps(list(accumulators.items()), 5),
                 task_metrics(d, now_ms, self.tm_id),
+                run.attempt,
             )
         )
 
@@ -273,6 +413,7 @@ class TaskExecutor:
                 d.subtask if d is not None else None,
                 ship_exception(error),
                 peer,
+                run.attempt,
             )
         )
         self._close_tasks(run)
@@ -291,22 +432,36 @@ class TaskExecutor:
 
     # -- messages from the JobManager -----------------------------------------------------
     def _handle(self, msg: Any) -> None:
+        if isinstance(msg, DeployJob):
+            self._deploy(msg)
+            return
+        if isinstance(msg, CancelJob | ReleaseJob):  # whatever attempt runs here
+            self._release(msg.job_id, msg.attempt)
+            return
         run = self.jobs.get(getattr(msg, "job_id", ""))
+        if run is not None and getattr(msg, "attempt", run.attempt) != run.attempt:
+            return  # a message for an attempt that was cancelled
         if isinstance(msg, AddSplits | NoMoreSplits | SourceEventToReader):
             if run is not None and run.state is not _RunState.STOPPED:
                 self._to_reader(run, msg)
-        elif isinstance(msg, DeployJob):
-            self._deploy(msg)
+        elif isinstance(msg, TriggerCheckpoint):
+            if run is not None and run.state is _RunState.RUNNING:
+                self._trigger(run, msg)
+        elif isinstance(msg, NotifyCheckpointComplete):
+            if run is not None and run.state is _RunState.RUNNING:
+                self._notify_complete(run, msg)
+        elif isinstance(msg, NotifyCheckpointAborted):
+            if run is not None and run.state is _RunState.RUNNING:
+                self._notify_aborted(run, msg)
         elif isinstance(msg, StartJob):
             if run is not None and run.state is _RunState.DEPLOYED:
                 self._start(run)
-        elif isinstance(msg, CancelJob | ReleaseJob):
-            self._release(msg.job_id)
         elif isinstance(msg, _NetworkFailure):
+            run = self.jobs.get(msg.net_key.rpartition("@")[0])
             # a connection closing after every local subtask finished is a peer releasing
-            if run is not None and run.state is not _RunState.STOPPED and (
-                run.active or run.state is _RunState.DEPLOYED
-            ):
+            if run is not None and run.net_key == msg.net_key and (
+                run.state is not _RunState.STOPPED
+            ) and (run.active or run.state is _RunState.DEPLOYED):
                 peer = msg.error.peer if isinstance(msg.error, NetworkError) else None
                 self._fail(run, None, msg.error, peer)
         elif isinstance(msg, Shutdown):
@@ -330,12 +485,52 @@ class TaskExecutor:
                 lambda: src.reader.handle_source_event(event)  # type: ignore[union-attr]
             )
 
+    # -- checkpoints ----------------------------------------------------------------------
+    def _trigger(self, run: _JobRun, msg: TriggerCheckpoint) -> None:
+        """Record the checkpoint's directory; queue direct triggers in the named tasks'
+        mailboxes (behind any split assignment that arrived before)."""
+        if run.checkpoints is None:
+            return
+        run.checkpoints.started(msg.checkpoint_id, msg.directory)
+        barrier = CheckpointBarrier(msg.checkpoint_id, msg.timestamp_ms, msg.is_savepoint)
+        for key in msg.subtasks:
+            d = run.by_key.get(key)
+            if d is not None and id(d) not in run.closed:
+                d.task.mailbox.append(functools.partial(d.task.trigger_checkpoint, barrier))
+
+    def _notify_complete(self, run: _JobRun, msg: NotifyCheckpointComplete) -> None:
+        """Sinks commit now, on the task thread between steps (not through the mailbox,
+        so a cancel right behind this message, as after a stop-with-savepoint, cannot
+        skip the commit)."""
+        if run.checkpoints is not None:
+            run.checkpoints.completed(msg.checkpoint_id)
+        for d in run.deployed:
+            if id(d) in run.closed:
+                continue
+            try:
+                d.task.notify_checkpoint_complete(msg.checkpoint_id, msg.final)
+            except Exception as e:
+                self._fail(run, d, e)
+                return
+
+    def _notify_aborted(self, run: _JobRun, msg: NotifyCheckpointAborted) -> None:
+        if run.checkpoints is not None:
+            run.checkpoints.aborted_checkpoint(msg.checkpoint_id)
+        for d in run.deployed:
+            if id(d) not in run.closed:
+                d.task.mailbox.append(
+                    functools.partial(d.task.notify_checkpoint_aborted, msg.checkpoint_id)
+                )
+
+    # -- deployment -------------------------------------------------------------------------
     def _deploy(self, msg: DeployJob) -> None:
         job_id = msg.job_id
         for p in reversed(msg.sys_path):
             if p not in sys.path:
                 sys.path.insert(0, p)
-        run = _JobRun(job_id, [])
+        if job_id in self.jobs:  # defensive: the JobManager cancels an attempt first
+            self._release(job_id, self.jobs[job_id].attempt)
+        run = _JobRun(job_id, [], attempt=msg.attempt)
         self.jobs[job_id] = run
         try:
             for name, path in msg.modules.items():
@@ -350,11 +545,22 @@ class TaskExecutor:
         run.by_key = {(d.vertex.id, d.subtask): d for d in deployed}
         for d in reversed(deployed):
             try:
-                d.task.initialize(None)
+                d.task.initialize(msg.restored)
             except Exception as e:
                 self._fail(run, d, e)
                 return
-        self.conn.send(JobDeployed(job_id, self.tm_id))
+        if msg.checkpoint_storage is not None:
+            try:
+                run.checkpoints = _JobCheckpoints(self, run, msg.checkpoint_storage)
+            except Exception as e:
+                self._fail(run, None, e)
+                return
+            cfg = jg.checkpoint_config or {}
+            exactly_once = cfg.get("mode", "EXACTLY_ONCE") == "EXACTLY_ONCE"
+            for d in deployed:
+                d.task.enable_checkpointing(run.checkpoints, exactly_once,
+                                            (d.vertex.id, d.subtask))
+        self.conn.send(JobDeployed(job_id, self.tm_id, msg.attempt))
 
     def _build(self, msg: DeployJob, jg: JobGraph) -> list[DeployedTask]:
         job_id = msg.job_id
@@ -387,21 +593,23 @@ class TaskExecutor:
                 inputs.append(inp)
 
         conn = self.conn
+        attempt = msg.attempt
 
         def split_request(vertex_id: str, subtask: int) -> None:
-            conn.send(SplitRequest(job_id, vertex_id, subtask))
+            conn.send(SplitRequest(job_id, vertex_id, subtask, attempt))
 
         def source_event(vertex_id: str, subtask: int, event: Any) -> None:
-            conn.send(SourceEventToCoordinator(job_id, vertex_id, subtask, event))
+            conn.send(SourceEventToCoordinator(job_id, vertex_id, subtask, event, attempt))
 
-        builder = TaskBuilder(jg, job_id, msg.job_parameters, split_request, source_event)
+        builder = TaskBuilder(jg, job_id, msg.job_parameters, split_request, source_event,
+                              attempt_number=attempt)
         deployed = builder.build(msg.subtasks, producer_side, consumer_side)
-        self.network.register_job(job_id, inputs, outputs)
+        self.network.register_job(f"{job_id}@{attempt}", inputs, outputs)
         return deployed
 
     def _start(self, run: _JobRun) -> None:
         try:
-            self.network.connect_job(run.job_id)
+            self.network.connect_job(run.net_key)
         except NetworkError as e:
             self._fail(run, None, e, e.peer)
             return
@@ -414,16 +622,20 @@ class TaskExecutor:
                 self._fail(run, d, e)
                 return
 
-    def _release(self, job_id: str) -> None:
+    def _release(self, job_id: str, attempt: int) -> None:
+        """Close the job's tasks and connections; answer ``JobReleased`` (with the
+        JobManager's ``attempt``) once the writer thread wrote what was queued before, so
+        no file of the job appears later."""
         run = self.jobs.pop(job_id, None)
         if run is not None:
             run.state = _RunState.STOPPED
             self._close_tasks(run)
-        self.network.release_job(job_id)
-        try:
-            self.conn.send(JobReleased(job_id, self.tm_id))
-        except ConnectionError:
-            pass
+            self.network.release_job(run.net_key)
+            if run.checkpoints is not None and self._writer is not None:
+                marker = _write_key(job_id, attempt, "", -1)
+                self._writer.submit_encoded(run.checkpoints.storage, "", -1, marker, {})
+                return
+        self.send(JobReleased(job_id, self.tm_id, attempt))
 
 
 def _load_module_from_file(name: str, path: str) -> None:
@@ -470,8 +682,20 @@ class _ForwardedStream(io.TextIOBase):
         return False
 
 
-def main(tm_id: str, jm_address: str, data_address: str) -> None:
-    """TaskManager process entry point (called in a child forked by the launcher)."""
+def main(tm_id: str, jm_address: str, data_address: str, temp_dir: str | None = None) -> None:
+    """TaskManager process entry point (called in a child forked by the launcher).
+
+    Args:
+        tm_id: this TaskManager's id.
+        jm_address: the JobManager's control address.
+        data_address: where to listen for data connections.
+        temp_dir: the process's temporary directory (its RocksDB instances go there; the
+            MiniCluster deletes it when the process is gone, even after a SIGKILL).
+    """
+    if temp_dir is not None:
+        os.makedirs(temp_dir, exist_ok=True)
+        os.environ["TMPDIR"] = temp_dir
+        tempfile.tempdir = temp_dir
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client turns Ctrl-C into a cancel
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The task thread is CPU-bound; network threads need the GIL briefly and often. With

@@ -105,6 +105,8 @@ class StreamTask:
         self._backpressured_since_ms: int | None = None
         self.task_key: tuple[str, int] = ("", subtask_index)
         self.checkpoint_listener: CheckpointListener | None = None
+        self.last_checkpoint_id = -1
+        """The newest checkpoint this task snapshotted (each is taken at most once)."""
         self.barrier_handler = (
             CheckpointBarrierHandler(len(input_gate.channels)) if input_gate is not None else None
         )
@@ -136,6 +138,11 @@ class StreamTask:
         """Flink's order: pre-barrier hook, forward the barrier, snapshot (synchronous
         part: encode on this thread), hand the bytes to the listener."""
         cid = barrier.checkpoint_id
+        if cid <= self.last_checkpoint_id:
+            # taken already: a direct trigger sent because the task reached its end of
+            # input while its acknowledgement was still on the way must not overwrite it
+            return
+        self.last_checkpoint_id = cid
         running = self.state is TaskState.RUNNING
         self.chain.prepare_snapshot_pre_barrier(cid)
         if running:
