@@ -101,7 +101,7 @@ class JobCheckpointing:
         self.operators = {
             n.uid: n.max_parallelism for v in job_graph.vertices for n in v.nodes
         }
-        self._events: deque[Callable[[], None]] = deque()
+        self._events: deque[Callable[[], Any]] = deque()
         self._lock = threading.Lock()
         self.finished: set[TaskKey] = set()
         self.final_checkpoint_id: int | None = None
@@ -211,7 +211,7 @@ class JobCheckpointing:
             self._post(lambda: self.coordinator.acknowledge(  # type: ignore[union-attr]
                 cid, task_key, handles or {}))
 
-    def _post(self, action: Callable[[], None]) -> None:
+    def _post(self, action: Callable[[], Any]) -> None:
         with self._lock:
             self._events.append(action)
 
@@ -244,9 +244,9 @@ class JobCheckpointing:
                 self._start(p)
                 return True
         elif self.final_checkpoint_id is None:
-            p = self.coordinator.trigger_if_due()
-            if p is not None:
-                self._start(p)
+            due = self.coordinator.trigger_if_due()
+            if due is not None:
+                self._start(due)
                 progressed = True
         return progressed
 
