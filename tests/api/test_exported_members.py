@@ -20,6 +20,7 @@ PUBLIC_MODULES = [
     "strom.datastream.window_function",
     "strom.datastream.state",
     "strom.datastream.state_backend",
+    "strom.datastream.state_ttl",
     "strom.datastream.checkpoint_config",
 ]
 
