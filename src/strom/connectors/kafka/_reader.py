@@ -101,6 +101,7 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
         self.splits: dict[TopicPartition, _SplitState] = {}
         self.finished: list[_SplitState] = []  # finished, output not yet released
         self.no_more_splits = False
+        self._outputs_pending = False  # splits added since the last poll have no output yet
         self.pending_commits: dict[int, dict[TopicPartition, int]] = {}
         self._consumer: Consumer | None = None
         self._value_schema = deserializer.schema if isinstance(deserializer, _ValueOnly) else None
@@ -160,6 +161,7 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
                 msg = f"invalid starting offset {start} for Kafka partition {split.split_id()}"
                 raise ConnectorError(msg, subtask_index=self.context.index_of_subtask())
             to_assign.append(TP(split.topic, split.partition, start))
+            self._outputs_pending = True
         if to_assign:
             self.consumer.incremental_assign(to_assign)
             logger.info(
@@ -187,6 +189,16 @@ class KafkaSourceReader(SourceReader[Any, KafkaPartitionSplit]):
             for state in self.finished:
                 output.release_output_for_split(state.split_id)
             self.finished.clear()
+        if self._outputs_pending:
+            # every assigned partition gets its output (and watermark generator) before
+            # any record is emitted: a partition whose first records have not been
+            # fetched yet must hold back the watermark (until it goes idle), or its
+            # records would be late behind a partition fetched earlier
+            self._outputs_pending = False
+            for state in self.splits.values():
+                if state.output_owner is not output:
+                    state.output = output.create_output_for_split(state.split_id)
+                    state.output_owner = output
         if not self.splits:
             if self.no_more_splits:
                 return InputStatus.END_OF_INPUT
