@@ -235,6 +235,7 @@ class JobCheckpointing:
             msg, self._job_failure = self._job_failure, None
             raise TaskError(msg)
         self.coordinator.check_timeouts()
+        self.retry_final_if_aborted()  # an aborted final checkpoint must run again
         if self._savepoint_callbacks:
             self._aborted_savepoints()
         if self.final_checkpoint_id is None and self.finished >= self.all_tasks:

@@ -63,6 +63,8 @@ from strom._cluster.rpc.messages import (
     CancelJob,
     DeclineCheckpoint,
     DeployJob,
+    Fence,
+    FenceReached,
     JobDeployed,
     JobReleased,
     NoMoreSplits,
@@ -368,6 +370,9 @@ class JobMaster:
                     raise JobExecutionError(msg, self.job_id) from f.cause
                 self._raise_failure(name, f.cause)
             except _Stopped:
+                # every TaskManager committed the savepoint's data before any of them
+                # closes its tasks (and with them the data connections of the others)
+                self._fence()
                 self._release(CancelJob(self.job_id, self.attempt))
                 self.status_machine.transition(JobStatus.FINISHED)
             except _Cancelled:
@@ -710,6 +715,24 @@ class JobMaster:
     def _retain_on_cancel(self) -> bool:
         cfg = self.job_graph.checkpoint_config or {}
         return cfg.get("retention") == "RETAIN_ON_CANCELLATION"
+
+    def _fence(self) -> None:
+        """Wait until every live TaskManager of the job handled the messages sent so far."""
+        token = time.monotonic_ns()
+        waiting = {tm_id for tm_id, h in self.tms.items() if h.send(Fence(self.job_id, token))}
+        deadline = time.monotonic() + _RELEASE_TIMEOUT_S
+        while waiting and time.monotonic() < deadline:
+            try:
+                ev = self.events.get(timeout=0.1)
+            except queue.Empty:
+                waiting = {t for t in waiting if self.tms[t].alive}
+                continue
+            if isinstance(ev, FenceReached) and ev.token == token:
+                waiting.discard(ev.tm_id)
+            elif isinstance(ev, TaskManagerLost):
+                waiting.discard(ev.handle.tm_id)
+            elif isinstance(ev, _Cancel):
+                return
 
     def _release(self, msg: CancelJob | ReleaseJob) -> None:
         """Send ``msg`` to every live TaskManager of the job; wait for their release."""

@@ -37,6 +37,8 @@ __all__ = [
     "ClientData",
     "DeclineCheckpoint",
     "DeployJob",
+    "Fence",
+    "FenceReached",
     "Heartbeat",
     "JobDeployed",
     "JobReleased",
@@ -202,6 +204,15 @@ class SourceEventToCoordinator:
     subtask: int
     event: Any
     attempt: int = 0
+
+
+@dataclass(frozen=True)
+class FenceReached:
+    """Answer to :class:`Fence`: the TM handled every message sent before it."""
+
+    job_id: str
+    tm_id: str
+    token: int
 
 
 @dataclass(frozen=True)
@@ -391,6 +402,16 @@ class TriggerCheckpoint:
     directory: str
     subtasks: list[tuple[str, int]]
     attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Answer :class:`FenceReached` once every earlier message was handled (the JM uses
+    it to know that a completion notice, and so the sinks' commit, was processed
+    everywhere before it cancels the tasks of a stop-with-savepoint)."""
+
+    job_id: str
+    token: int
 
 
 @dataclass(frozen=True)

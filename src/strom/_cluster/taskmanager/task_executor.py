@@ -54,6 +54,8 @@ from strom._cluster.rpc.messages import (
     ClientData,
     DeclineCheckpoint,
     DeployJob,
+    Fence,
+    FenceReached,
     Heartbeat,
     JobDeployed,
     JobReleased,
@@ -437,6 +439,9 @@ class TaskExecutor:
             return
         if isinstance(msg, CancelJob | ReleaseJob):  # whatever attempt runs here
             self._release(msg.job_id, msg.attempt)
+            return
+        if isinstance(msg, Fence):  # every earlier message was handled
+            self.send(FenceReached(msg.job_id, self.tm_id, msg.token))
             return
         run = self.jobs.get(getattr(msg, "job_id", ""))
         if run is not None and getattr(msg, "attempt", run.attempt) != run.attempt:
