@@ -109,55 +109,6 @@ def _checked(values: Any) -> list[Any]:
     return out
 
 
-class SimpleBroadcastState(BroadcastState[Any, Any]):
-    """Read-write broadcast state over a dict."""
-
-    __slots__ = ("_map",)
-
-    def __init__(self, mapping: dict[Any, Any]) -> None:
-        self._map = mapping
-
-    def get(self, key: Any) -> Any:
-        """The value of ``key`` or None."""
-        return self._map.get(key)
-
-    def contains(self, key: Any) -> bool:
-        """True if ``key`` is mapped."""
-        return key in self._map
-
-    def items(self) -> list[tuple[Any, Any]]:
-        """All ``(key, value)`` pairs."""
-        return list(self._map.items())
-
-    def keys(self) -> list[Any]:
-        """All keys."""
-        return list(self._map)
-
-    def values(self) -> list[Any]:
-        """All values."""
-        return list(self._map.values())
-
-    def is_empty(self) -> bool:
-        """True if no mappings."""
-        return not self._map
-
-    def put(self, key: Any, value: Any) -> None:
-        """Map ``key`` to ``value``."""
-        self._map[key] = value
-
-    def put_all(self, dict_value: dict[Any, Any]) -> None:
-        """Copy all mappings."""
-        self._map.update(dict_value)
-
-    def remove(self, key: Any) -> None:
-        """Remove ``key`` (no error if absent)."""
-        self._map.pop(key, None)
-
-    def clear(self) -> None:
-        """Remove all mappings."""
-        self._map.clear()
-
-
 class ReadOnlyBroadcastStateView(ReadOnlyBroadcastState[Any, Any]):
     """Read-only view of a broadcast state (what ``process_element`` sees)."""
 
@@ -198,6 +149,28 @@ class ReadOnlyBroadcastStateView(ReadOnlyBroadcastState[Any, Any]):
         """
         msg = "broadcast state is read-only here; modify it in process_broadcast_element"
         raise TypeError(msg)
+
+
+class SimpleBroadcastState(ReadOnlyBroadcastStateView, BroadcastState[Any, Any]):
+    """Read-write broadcast state over a dict (the reads are the view's)."""
+
+    __slots__ = ()
+
+    def put(self, key: Any, value: Any) -> None:
+        """Map ``key`` to ``value``."""
+        self._map[key] = value
+
+    def put_all(self, dict_value: dict[Any, Any]) -> None:
+        """Copy all mappings."""
+        self._map.update(dict_value)
+
+    def remove(self, key: Any) -> None:
+        """Remove ``key`` (no error if absent)."""
+        self._map.pop(key, None)
+
+    def clear(self) -> None:
+        """Remove all mappings."""
+        self._map.clear()
 
 
 class OperatorStateBackend(OperatorStateStore):
