@@ -284,11 +284,6 @@ class SourceOperator(StreamOperator):
                 )
         self.source_output = _SourceOutput(self, self._new_generator(), is_main=True)
 
-    def restore_splits(self, splits: list[Any]) -> None:
-        """Hand restored splits to the reader (before ``start``)."""
-        assert self.reader is not None
-        self.reader.add_splits(splits)
-
     def start(self) -> None:
         """Hand restored splits to the reader, then start it."""
         assert self.reader is not None

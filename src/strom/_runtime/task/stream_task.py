@@ -191,11 +191,9 @@ class StreamTask:
         self.chain.open()
         self.state = TaskState.RUNNING
 
-    def start_source(self, restored_splits: list[Any] | None = None) -> None:
-        """Start the source reader (after restoring its splits)."""
+    def start_source(self) -> None:
+        """Start the source reader (restored splits come with its ``RestoredState``)."""
         if self.source is not None:
-            if restored_splits:
-                self.source.restore_splits(restored_splits)
             self.source.start()
 
     def writers_available(self) -> bool:
