@@ -13,6 +13,7 @@ Run with both state backends. The kill moments come from a seed printed on failu
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -132,12 +133,27 @@ def test_sigkill_taskmanagers_exactly_once_output(
         f"{list(lost)[:3]}), {sum(duplicated.values())} extra (e.g. {list(duplicated)[:3]})"
     )
     # only the retained (final) checkpoint is left: no orphans of aborted checkpoints
+    # (RocksDB checkpoints are incremental: plus exactly the shared files it references)
     entries = _checkpoint_entries(tmp_path / "chk")
     job_dir = client.get_job_id()
-    assert len(entries) == 2 and entries[0] == job_dir, entries
+    shared = [f"{job_dir}/shared"] if backend == "rocksdb" else []
+    assert len(entries) == 2 + len(shared) and entries[0] == job_dir, entries
     assert entries[1].startswith(f"{job_dir}/chk-"), entries
+    assert entries[2:] == shared, entries
     files = sorted(p.name for p in (tmp_path / "chk" / entries[1]).iterdir())
     assert "_metadata" in files and not any(f.startswith(".") for f in files), files
+    if shared:
+        meta = json.loads((tmp_path / "chk" / entries[1] / "_metadata").read_text())
+        referenced = {
+            name
+            for op in meta["operators"].values()
+            for entry in op["subtasks"].values() if isinstance(entry, dict)
+            for name in entry["shared"]
+        }
+        assert referenced
+        assert sorted(p.name for p in (tmp_path / "chk" / shared[0]).iterdir()) == sorted(
+            referenced
+        )
 
 
 def test_stop_with_savepoint_and_resume_at_other_parallelism(

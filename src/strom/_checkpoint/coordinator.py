@@ -9,6 +9,12 @@ or ``decline``; when every task acknowledged, ``_metadata`` is written atomicall
 checkpoint becomes the latest completed one, older ones beyond the retained number are
 deleted, and ``on_complete`` notifies the tasks (sinks commit). Savepoints go through the
 same path but are written to their own directory and never subsumed.
+
+Incremental checkpoints: a subtask's handle may be ``{"file": <state file>, "shared":
+[<shared file>, ...]}`` instead of the state file name; the :class:`SharedStateRegistry`
+counts the references of the retained checkpoints, deletes a shared file when the last
+checkpoint referencing it is subsumed, and deletes the files only an aborted checkpoint
+uploaded. A checkpoint referencing a shared file that is gone is failed, never completed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strom._checkpoint.failure import CheckpointFailureManager, CheckpointFailureReason
+from strom._checkpoint.incremental import SharedStateRegistry, shared_files_of_handles
 from strom._checkpoint.storage import CheckpointStorage
 
 __all__ = ["CheckpointCoordinator", "CompletedCheckpoint", "OperatorInfo", "PendingCheckpoint"]
@@ -54,7 +61,8 @@ class PendingCheckpoint:
         directory: where its files go.
         is_savepoint: True for savepoints.
         waiting: tasks that have not acknowledged yet.
-        handles: acknowledged state files: ``{uid: {subtask: file name}}``.
+        handles: acknowledged state files: ``{uid: {subtask: file name}}`` (or
+            ``{"file": name, "shared": [shared file, ...]}`` for incremental state).
         enumerators: split enumerator state files by source uid.
     """
 
@@ -63,7 +71,7 @@ class PendingCheckpoint:
     directory: str
     is_savepoint: bool
     waiting: set[TaskKey]
-    handles: dict[str, dict[int, str]] = field(default_factory=dict)
+    handles: dict[str, dict[int, Any]] = field(default_factory=dict)
     enumerators: dict[str, str] = field(default_factory=dict)
     trigger_clock_ms: int = 0
 
@@ -124,6 +132,8 @@ class CheckpointCoordinator:
         self.next_id = first_checkpoint_id
         self.pending: dict[int, PendingCheckpoint] = {}
         self.completed: list[CompletedCheckpoint] = []
+        self.shared = SharedStateRegistry(storage)
+        """Reference counts of the shared files of the retained checkpoints."""
         self.failures = CheckpointFailureManager(int(config.get("tolerable_failures", 0)))
         self.last_trigger_ms: int | None = None
         self.last_completion_ms: int | None = None
@@ -177,8 +187,10 @@ class CheckpointCoordinator:
             p.enumerators[uid] = self.storage.write_file(p.directory, f"enumerator-{uid}", data)
 
     # -- acknowledgements -----------------------------------------------------------------
-    def acknowledge(self, checkpoint_id: int, task: TaskKey, handles: dict[str, str]) -> bool:
-        """Record a task's state files (by operator uid); True if this completed it."""
+    def acknowledge(self, checkpoint_id: int, task: TaskKey, handles: dict[str, Any]) -> bool:
+        """Record a task's state files (by operator uid: a file name, or a dict with the
+        ``file`` and the ``shared`` files of incremental state); True if this completed
+        it."""
         p = self.pending.get(checkpoint_id)
         if p is None or task not in p.waiting:
             return False  # late ack of an aborted/subsumed checkpoint
@@ -239,12 +251,22 @@ class CheckpointCoordinator:
     def _complete(self, p: PendingCheckpoint) -> None:
         del self.pending[p.checkpoint_id]
         meta = self._metadata(p)
+        missing = self.shared.missing(meta)
+        if missing:  # deleted by an abort racing with this checkpoint's upload
+            logger.warning("checkpoint %d references missing shared files %s",
+                           p.checkpoint_id, missing[:5])
+            self._discard_pending(p)
+            self._failed(p, CheckpointFailureReason.FINALIZE_CHECKPOINT_FAILURE)
+            return
         try:
             self.storage.write_metadata(p.directory, meta)
         except OSError as e:
             logger.warning("writing _metadata of checkpoint %d failed: %s", p.checkpoint_id, e)
+            self._discard_pending(p)
             self._failed(p, CheckpointFailureReason.FINALIZE_CHECKPOINT_FAILURE)
             return
+        if not p.is_savepoint:
+            self.shared.register(meta)
         done = CompletedCheckpoint(p.checkpoint_id, p.directory, meta)
         self.failures.on_success()
         self.last_completion_ms = self.clock()
@@ -262,13 +284,24 @@ class CheckpointCoordinator:
         while len(self.completed) > retained:
             old = self.completed.pop(0)
             self.storage.discard(old.directory)
+            self.shared.unregister(old.metadata)
 
     def _abort(self, p: PendingCheckpoint, reason: CheckpointFailureReason, detail: str) -> None:
         self.pending.pop(p.checkpoint_id, None)
         logger.info("checkpoint %d aborted: %s (%s)", p.checkpoint_id, reason.name, detail)
-        if not p.is_savepoint:
-            self.storage.discard(p.directory)
+        self._discard_pending(p)
         self._failed(p, reason)
+
+    def _discard_pending(self, p: PendingCheckpoint) -> None:
+        """Delete a checkpoint that will not complete: its directory and the shared files
+        only it uploaded (those of retained or other pending checkpoints stay)."""
+        if p.is_savepoint:
+            return
+        self.storage.discard(p.directory)
+        others: set[str] = set()
+        for q in self.pending.values():
+            others |= shared_files_of_handles(q.handles)
+        self.shared.discard_unregistered(shared_files_of_handles(p.handles), others)
 
     def _failed(self, p: PendingCheckpoint, reason: CheckpointFailureReason) -> None:
         self.num_failed += 1
@@ -286,7 +319,12 @@ class CheckpointCoordinator:
     def cleanup_orphans(self) -> list[str]:
         """Delete checkpoint directories that are neither retained nor pending."""
         keep = {c.directory for c in self.completed} | {p.directory for p in self.pending.values()}
-        return self.storage.cleanup_orphans(keep)
+        keep_shared = SharedStateRegistry.from_metadata(
+            self.storage, [c.metadata for c in self.completed]
+        ).referenced()
+        for p in self.pending.values():
+            keep_shared |= shared_files_of_handles(p.handles)
+        return self.storage.cleanup_orphans(keep, keep_shared)
 
     def stop(self, retain: bool) -> None:
         """Stop triggering; abort pending; delete everything unless ``retain``."""
@@ -295,4 +333,5 @@ class CheckpointCoordinator:
         if not retain:
             for c in self.completed:
                 self.storage.discard(c.directory)
+                self.shared.unregister(c.metadata)
             self.completed = []

@@ -6,6 +6,13 @@ background thread (so the task keeps processing) and reports the file names for 
 acknowledgement. :func:`load_restored_states` turns a completed checkpoint or savepoint
 back into one ``RestoredState`` per uid, validating that every uid with state exists in
 the new job (unless non-restored state is allowed).
+
+Incremental RocksDB checkpoints (see :mod:`strom._state.rocksdb.native`): the task takes
+its snapshot inside :func:`snapshot_scope` (native RocksDB checkpoints for checkpoints,
+canonical full snapshots for savepoints); :func:`encode_snapshot` replaces each native
+checkpoint by its handle and returns an :class:`EncodedSnapshot` carrying the pending
+uploads, which the writer performs (:func:`~strom._checkpoint.incremental.upload_native`)
+before writing the state file; the acknowledgement then names the shared files.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ from __future__ import annotations
 import pickle
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from strom._checkpoint.storage import CheckpointStorage, resolve_metadata_path
@@ -23,19 +31,65 @@ from strom.errors import InvalidProgramError
 __all__ = [
     "SNAPSHOT_FORMAT_VERSION",
     "AsyncSnapshotWriter",
+    "EncodedSnapshot",
+    "discard_encoded",
     "encode_snapshot",
     "load_restored_states",
+    "snapshot_scope",
 ]
 
 SNAPSHOT_FORMAT_VERSION = 1
 """Version of one operator subtask's state file."""
 
 
+class EncodedSnapshot(bytes):
+    """An encoded operator snapshot (the bytes of the state file) with the native RocksDB
+    checkpoints that must be uploaded before the file is written.
+
+    Attributes:
+        native_uploads: the pending
+            :class:`~strom._state.rocksdb.native.NativeCheckpointUpload` objects.
+    """
+
+    native_uploads: list[Any]
+
+
+@contextmanager
+def snapshot_scope(is_savepoint: bool) -> Iterator[None]:
+    """Take a task's synchronous snapshot inside this block: RocksDB backends with
+    incremental checkpoints take native checkpoints unless this is a savepoint (Flink's
+    ``SnapshotType``)."""
+    from strom._state.rocksdb.native import native_checkpoint_scope
+
+    with native_checkpoint_scope(not is_savepoint):
+        yield
+
+
 def encode_snapshot(uid: str, subtask: int, state: dict[str, Any]) -> bytes:
-    """Serialise one operator subtask's snapshot (versioned envelope, pickle protocol 5)."""
+    """Serialise one operator subtask's snapshot (versioned envelope, pickle protocol 5).
+
+    Native RocksDB checkpoints among the top-level values of ``state`` are replaced by
+    their handles; the result is then an :class:`EncodedSnapshot` listing them."""
+    uploads = [v for v in state.values() if getattr(v, "is_native_upload", False)]
+    if uploads:
+        state = {k: (v.handle if getattr(v, "is_native_upload", False) else v)
+                 for k, v in state.items()}
     envelope = {"version": SNAPSHOT_FORMAT_VERSION, "uid": uid, "subtask": subtask,
                 "state": state}
-    return pickle.dumps(envelope, protocol=5)
+    data = pickle.dumps(envelope, protocol=5)
+    if not uploads:
+        return data
+    out = EncodedSnapshot(data)
+    out.native_uploads = uploads
+    return out
+
+
+def discard_encoded(states: dict[str, bytes]) -> None:
+    """Delete the local native checkpoints of encoded snapshots that will not be written
+    (their checkpoint was aborted before the upload)."""
+    for data in states.values():
+        for up in getattr(data, "native_uploads", ()):
+            up.discard()
 
 
 def decode_snapshot(data: bytes, where: str) -> dict[str, Any]:
@@ -61,7 +115,7 @@ class AsyncSnapshotWriter:
             writer thread when a snapshot is written (or failed).
     """
 
-    def __init__(self, on_done: Callable[[int, Any, dict[str, str] | None,
+    def __init__(self, on_done: Callable[[int, Any, dict[str, Any] | None,
                                          BaseException | None], None]) -> None:
         self.on_done = on_done
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -70,25 +124,48 @@ class AsyncSnapshotWriter:
         self._thread.start()
 
     def submit_encoded(self, storage: CheckpointStorage, directory: str, checkpoint_id: int,
-                       task_key: tuple[str, int], states: dict[str, bytes]) -> None:
+                       task_key: tuple[str, int], states: dict[str, bytes],
+                       last_completed: int = -1) -> None:
         """Queue one task's encoded states (uid -> bytes from :func:`encode_snapshot`)
-        for writing into ``directory``."""
-        self._queue.put((storage, directory, checkpoint_id, task_key, states))
+        for writing into ``directory``. ``last_completed`` is the newest checkpoint id the
+        caller knows completed: incremental uploads skip the files it stored."""
+        self._queue.put((storage, directory, checkpoint_id, task_key, states, last_completed))
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every snapshot queued so far is written; False on timeout."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            storage, directory, cid, task_key, snapshots = item
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            storage, directory, cid, task_key, snapshots, last_completed = item
             try:
-                handles = {}
+                handles: dict[str, Any] = {}
                 for uid, data in snapshots.items():
                     name = f"{uid}-{task_key[1]}-{cid}"
-                    handles[uid] = storage.write_file(directory, name, data)
+                    uploads = getattr(data, "native_uploads", None)
+                    if uploads:
+                        from strom._checkpoint.incremental import upload_native
+
+                        shared: set[str] = set()
+                        for up in uploads:
+                            shared.update(upload_native(storage, directory, up, last_completed))
+                        storage.write_file(directory, name, data)
+                        handles[uid] = {"file": name, "shared": sorted(shared)}
+                    else:
+                        handles[uid] = storage.write_file(directory, name, data)
                 self.on_done(cid, task_key, handles, None)
             except BaseException as e:  # report every failure as a declined checkpoint
                 self.on_done(cid, task_key, None, e)
+            finally:
+                discard_encoded(snapshots)
 
     def close(self) -> None:
         """Stop the thread after the queued snapshots are written."""
@@ -135,9 +212,15 @@ def load_restored_states(
             )
             raise InvalidProgramError(msg)
         states = {}
-        for idx, name in subtasks.items():
+        for idx, entry in subtasks.items():
+            name = entry["file"] if isinstance(entry, dict) else entry
             with fs.open(f"{directory}/{name}", "rb") as f:
-                states[int(idx)] = decode_snapshot(f.read(), f"{directory}/{name}")
+                state = decode_snapshot(f.read(), f"{directory}/{name}")
+            for v in state.values():
+                if hasattr(v, "location") and getattr(v, "encoding", None) == \
+                        "rocksdb-incremental":
+                    v.location = fs.unstrip_protocol(directory)
+            states[int(idx)] = state
         restored[uid] = RestoredState(states, int(info["parallelism"]),
                                       int(meta["checkpoint_id"]))
     if missing and not allow_non_restored_state:

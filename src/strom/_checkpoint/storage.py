@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import posixpath
 import tempfile
 import uuid
@@ -69,6 +70,7 @@ class CheckpointStorage:
         self.job_dir = posixpath.join(base, job_id)
         self.shared_dir = posixpath.join(self.job_dir, "shared")
         self.fs.makedirs(self.job_dir, exist_ok=True)
+        self._local = type(self.fs).__name__ == "LocalFileSystem"
 
     # -- locations ------------------------------------------------------------------------
     def checkpoint_dir(self, checkpoint_id: int) -> str:
@@ -93,6 +95,58 @@ class CheckpointStorage:
         with self.fs.open(posixpath.join(directory, name), "wb") as f:
             f.write(data)
         return name
+
+    def put_file(self, directory: str, name: str, local_path: str) -> str:
+        """Copy the local file ``local_path`` to ``directory/name``; returns ``name``."""
+        self.fs.put_file(local_path, posixpath.join(directory, name))
+        return name
+
+    # -- shared files (incremental checkpoints) --------------------------------------------
+    def shared_path(self, name: str) -> str:
+        """Path of shared file ``name``."""
+        return posixpath.join(self.shared_dir, name)
+
+    def shared_file_exists(self, name: str) -> bool:
+        """Whether shared file ``name`` exists (shared files are written atomically)."""
+        return bool(self.fs.exists(self.shared_path(name)))
+
+    def put_shared_file(self, name: str, local_path: str) -> None:
+        """Store the immutable local file ``local_path`` as shared file ``name``,
+        atomically (a temporary file renamed into place). On a local filesystem the file
+        is hard-linked when possible (no copy).
+
+        Raises:
+            OSError: the file could not be read or written.
+        """
+        target = self.shared_path(name)
+        tmp = posixpath.join(self.shared_dir, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        self.fs.makedirs(self.shared_dir, exist_ok=True)
+        if self._local:
+            try:
+                os.link(local_path, tmp)
+            except OSError:
+                self.fs.put_file(local_path, tmp)
+        else:
+            self.fs.put_file(local_path, tmp)
+        self.fs.mv(tmp, target)
+
+    def list_shared_files(self) -> list[str]:
+        """Names of the shared files (temporary files excluded), sorted."""
+        if not self.fs.exists(self.shared_dir):
+            return []
+        names = (posixpath.basename(p.rstrip("/"))
+                 for p in self.fs.ls(self.shared_dir, detail=False))
+        return sorted(n for n in names if not n.startswith("."))
+
+    def delete_shared_files(self, names: list[str]) -> None:
+        """Delete shared files (missing ones are ignored)."""
+        for name in names:
+            try:
+                self.fs.rm_file(self.shared_path(name))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                logger.warning("could not delete shared checkpoint file %s: %s", name, e)
 
     def read_file(self, directory: str, name: str) -> bytes:
         """Read ``directory/name``."""
@@ -152,8 +206,10 @@ class CheckpointStorage:
                     continue
         return sorted(out)
 
-    def cleanup_orphans(self, keep: set[str]) -> list[str]:
-        """Delete ``chk-*`` directories not in ``keep`` (normalised paths); return them."""
+    def cleanup_orphans(self, keep: set[str], keep_shared: set[str] | None = None) -> list[str]:
+        """Delete ``chk-*`` directories not in ``keep`` (normalised paths) and, if
+        ``keep_shared`` is given, the shared files not in it (and stale temporary shared
+        files); return the deleted paths."""
         removed: list[str] = []
         if not self.fs.exists(self.job_dir):
             return removed
@@ -163,6 +219,12 @@ class CheckpointStorage:
             if posixpath.basename(e).startswith("chk-") and e not in keep_norm:
                 self.fs.rm(e, recursive=True)
                 removed.append(e)
+        if keep_shared is not None and self.fs.exists(self.shared_dir):
+            for entry in self.fs.ls(self.shared_dir, detail=False):
+                e = entry.rstrip("/")
+                if posixpath.basename(e) not in keep_shared:
+                    self.fs.rm(e, recursive=True)
+                    removed.append(e)
         return removed
 
     def dispose(self) -> None:

@@ -29,7 +29,11 @@ from strom._checkpoint.coordinator import (
     PendingCheckpoint,
 )
 from strom._checkpoint.failure import CheckpointFailureReason
-from strom._checkpoint.snapshots import AsyncSnapshotWriter, load_restored_states
+from strom._checkpoint.snapshots import (
+    AsyncSnapshotWriter,
+    discard_encoded,
+    load_restored_states,
+)
 from strom._checkpoint.storage import CheckpointStorage
 from strom._graph.job_graph import JobGraph
 from strom._runtime.elements import CheckpointBarrier
@@ -164,6 +168,12 @@ class JobCheckpointing:
             self._aborted_savepoints()
         with self._lock:
             self._events.clear()
+        if self.writer is not None and self.writer.flush():
+            # the attempt's tasks are closed and their uploads done: remove what the
+            # aborted checkpoints left (directories, shared files nobody references)
+            self.cleanup_orphans()
+            with self._lock:
+                self._events.clear()  # acknowledgements of the aborted checkpoints
 
     # -- task callbacks (any thread) ------------------------------------------------------
     def snapshot_taken(self, task_key: TaskKey, checkpoint_id: int,
@@ -173,9 +183,12 @@ class JobCheckpointing:
             return
         p = self.coordinator.pending.get(checkpoint_id)
         if p is None:
+            discard_encoded(states)
             return
+        latest = self.coordinator.completed[-1:]  # read from a task thread: never torn
         self.writer.submit_encoded(self.coordinator.storage, p.directory, checkpoint_id,
-                                   task_key, states)
+                                   task_key, states,
+                                   last_completed=latest[0].checkpoint_id if latest else -1)
 
     def declined(self, task_key: TaskKey, checkpoint_id: int, reason: str) -> None:
         """A task could not take ``checkpoint_id``."""
@@ -335,3 +348,4 @@ class JobCheckpointing:
             self.coordinator.stop(retain)
         if self.writer is not None:
             self.writer.close()
+            self.cleanup_orphans()  # files of checkpoints aborted by the stop

@@ -43,7 +43,7 @@ from typing import Any
 
 import cloudpickle
 
-from strom._checkpoint.snapshots import AsyncSnapshotWriter
+from strom._checkpoint.snapshots import AsyncSnapshotWriter, discard_encoded
 from strom._checkpoint.storage import CheckpointStorage
 from strom._cluster.deployment import DeployedTask, TaskBuilder, job_edges, task_metrics
 from strom._cluster.failures import ship_exception
@@ -161,6 +161,7 @@ class _JobCheckpoints:
     def on_snapshot(self, task: StreamTask, checkpoint_id: int, states: dict[str, bytes]) -> None:
         """Queue the encoded states for writing (or hold them until the directory is known)."""
         if checkpoint_id <= self.last_completed or checkpoint_id in self.aborted:
+            discard_encoded(states)
             return
         directory = self.directories.get(checkpoint_id)
         if directory is None:  # the in-band barrier overtook TriggerCheckpoint
@@ -195,19 +196,23 @@ class _JobCheckpoints:
         """Forget checkpoints up to ``checkpoint_id``."""
         self.last_completed = max(self.last_completed, checkpoint_id)
         self.directories = {c: d for c, d in self.directories.items() if c > checkpoint_id}
-        self.waiting = {c: w for c, w in self.waiting.items() if c > checkpoint_id}
+        for c in [c for c in self.waiting if c <= checkpoint_id]:
+            for _, states in self.waiting.pop(c):
+                discard_encoded(states)
         self.aborted = {c for c in self.aborted if c > checkpoint_id}
 
     def aborted_checkpoint(self, checkpoint_id: int) -> None:
         """Forget an aborted checkpoint."""
         self.aborted.add(checkpoint_id)
         self.directories.pop(checkpoint_id, None)
-        self.waiting.pop(checkpoint_id, None)
+        for _, states in self.waiting.pop(checkpoint_id, []):
+            discard_encoded(states)  # local native RocksDB checkpoints
 
     def _submit(self, checkpoint_id: int, directory: str, task_key: tuple[str, int],
                 states: dict[str, bytes]) -> None:
         key = _write_key(self.run.job_id, self.run.attempt, task_key[0], task_key[1])
-        self.executor.writer().submit_encoded(self.storage, directory, checkpoint_id, key, states)
+        self.executor.writer().submit_encoded(self.storage, directory, checkpoint_id, key, states,
+                                              last_completed=self.last_completed)
 
 
 class TaskExecutor:

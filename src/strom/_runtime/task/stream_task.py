@@ -148,11 +148,13 @@ class StreamTask:
         if running:
             for w in self.writers:
                 w.broadcast_event(barrier)
-        from strom._checkpoint.snapshots import encode_snapshot
+        from strom._checkpoint.snapshots import encode_snapshot, snapshot_scope
 
+        with snapshot_scope(barrier.is_savepoint):  # incremental RocksDB: native checkpoints
+            snapshots = self.chain.snapshot_state(cid)
         states = {
             uid: encode_snapshot(uid, self.subtask_index, st)
-            for uid, st in self.chain.snapshot_state(cid).items()
+            for uid, st in snapshots.items()
             if st
         }
         if self.checkpoint_listener is not None:

@@ -24,10 +24,21 @@ Snapshots (the format choice):
   :meth:`~RocksDBKeyedStateBackend.restore` accepts it too, opening the checkpoint
   read-only and copying the key-group range this backend owns (Flink's rescaling path
   for incremental snapshots).
+* Incremental checkpoints (:mod:`strom._state.rocksdb.native`): with
+  ``incremental=True``, inside ``native_checkpoint_scope(True)`` (checkpoints, not
+  savepoints) :meth:`~RocksDBKeyedStateBackend.snapshot` takes a native checkpoint into
+  ``<working dir>.chk-<id>`` and returns a
+  :class:`~strom._state.rocksdb.native.NativeCheckpointUpload`; the snapshot writer
+  uploads only the SST files not in storage yet. Restoring an
+  :class:`~strom._state.rocksdb.native.IncrementalKeyedStateHandle` downloads its files;
+  if one handle covers this backend's whole key-group range and nothing was written yet,
+  the download becomes the working DB (entries outside the range are deleted with range
+  tombstones: Flink's fast path), otherwise the range is copied out of each download.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -49,6 +60,14 @@ from strom._state.key_layout import (
     key_group_prefix,
     key_part,
     namespace_part,
+)
+from strom._state.rocksdb.native import (
+    INCREMENTAL_ENCODING,
+    IncrementalKeyedStateHandle,
+    NativeCheckpointUpload,
+    UploadHistory,
+    is_sst,
+    native_checkpoints_enabled,
 )
 from strom._state.rocksdb.options import DEFAULT_WRITE_CACHE_SIZE, db_options, write_options
 from strom._state.rocksdb.states import RocksDBListState, RocksDBMapState, RocksDBValueState
@@ -171,6 +190,12 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         self._pb = b""
         self._ns_memo: dict[Any, bytes] = {}
         self._disposed = False
+        self.backend_id = uuid.uuid4().hex[:16]
+        """Unique id of this backend instance (prefix of its shared checkpoint files)."""
+        self.upload_history = UploadHistory()
+        """Shared files of this instance's incremental checkpoints (writer thread)."""
+        self._restored_shared: dict[str, str] = {}
+        self._written = False
 
     # -- per-record helpers used by the states ---------------------------------------------
     def key_prefix(self) -> bytes:
@@ -300,7 +325,13 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
     # -- snapshot / restore ----------------------------------------------------------------
     def snapshot(self, checkpoint_id: int) -> KeyedStateSnapshot:
         """A self-contained snapshot of the raw entries by key group (see the module
-        docstring); expired entries are dropped for states with full-snapshot cleanup."""
+        docstring); expired entries are dropped for states with full-snapshot cleanup.
+
+        With ``incremental=True`` inside ``native_checkpoint_scope(True)``, a
+        :class:`~strom._state.rocksdb.native.NativeCheckpointUpload` instead (see
+        :meth:`snapshot_incremental`)."""
+        if self.incremental and native_checkpoints_enabled():
+            return self.snapshot_incremental(checkpoint_id)  # type: ignore[return-value]
         self._check_open()
         self.flush_caches()
         now = self.clock()
@@ -361,9 +392,43 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
             key_group_range=self.key_group_range,
         )
 
+    def snapshot_incremental(self, checkpoint_id: int) -> NativeCheckpointUpload:
+        """The synchronous part of an incremental checkpoint: flush the write caches and
+        memtables and hard-link the DB's files into ``<working dir>.chk-<id>``.
+
+        SST files get the shared names ``<backend id>-<file>`` (files adopted by a restore
+        keep the names they have in storage); the other files the private names
+        ``<backend id>-<checkpoint id>-<file>``.
+
+        Raises:
+            RuntimeError: the backend was disposed.
+            OSError, Exception: RocksDB could not create the checkpoint.
+        """
+        target = f"{self.path}.chk-{checkpoint_id}"
+        shutil.rmtree(target, ignore_errors=True)  # a retaken checkpoint id after a failure
+        native = self.create_native_checkpoint(checkpoint_id, target)
+        shared: dict[str, str] = {}
+        private: dict[str, str] = {}
+        for f in native.files:
+            if is_sst(f):
+                shared[f] = self._restored_shared.get(f) or f"{self.backend_id}-{f}"
+            else:
+                private[f] = f"{self.backend_id}-{checkpoint_id}-{f}"
+        handle = IncrementalKeyedStateHandle(
+            checkpoint_id=checkpoint_id,
+            max_parallelism=self.max_parallelism,
+            key_group_range=self.key_group_range,
+            states=dict(self._metas),
+            sequence=self._seq,
+            shared=shared,
+            private=private,
+            backend_id=self.backend_id,
+        )
+        return NativeCheckpointUpload(target, handle, self.upload_history)
+
     def restore(self, snapshots: list[Any]) -> None:
-        """Load this backend's key groups from keyed snapshots of either backend or from
-        native RocksDB checkpoints.
+        """Load this backend's key groups from keyed snapshots of either backend, from
+        native RocksDB checkpoints, or from incremental checkpoint handles.
 
         Raises:
             InvalidProgramError: a snapshot has an unknown format version, another
@@ -371,8 +436,15 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         """
         self._check_open()
         self.flush_caches()
+        incremental = [
+            s for s in snapshots
+            if getattr(s, "encoding", None) == INCREMENTAL_ENCODING
+            and len(s.key_group_range.intersection(self.key_group_range))
+        ]
+        if incremental:
+            self._restore_incremental(incremental)
         for snap in snapshots:
-            if snap is None:
+            if snap is None or getattr(snap, "encoding", None) == INCREMENTAL_ENCODING:
                 continue
             if isinstance(snap, RocksDBNativeSnapshot):
                 self._restore_native(snap)
@@ -411,6 +483,7 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
                             if seq > self._seq:
                                 self._seq = seq
                 self.write_batch(batch)
+                self._written = True
         self._invalidate_caches()
 
     def _restore_meta(self, meta: StateMetaInfo) -> None:
@@ -419,6 +492,78 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
             self._metas[meta.name] = meta
         else:
             old.check_compatible(meta)
+
+    def _restore_incremental(self, handles: list[IncrementalKeyedStateHandle]) -> None:
+        """Download and load incremental checkpoint handles that overlap this range."""
+        mine = self.key_group_range
+        for h in handles:
+            self._check_native_compatible(h.format_version, h.max_parallelism)
+        adopt = None
+        if not self._written and not self._cfs:
+            for h in handles:
+                r = h.key_group_range
+                if r.start_key_group <= mine.start_key_group \
+                        and mine.end_key_group <= r.end_key_group:
+                    adopt = h
+                    break
+        if adopt is not None:
+            self._adopt(adopt)
+        for h in handles:
+            if h is adopt:
+                continue
+            tmp = f"{self.path}.restore-{uuid.uuid4().hex[:8]}"
+            try:
+                h.download(tmp)
+                self._restore_native(RocksDBNativeSnapshot(
+                    path=tmp, files=sorted(os.listdir(tmp)), states=h.states,
+                    checkpoint_id=h.checkpoint_id, max_parallelism=h.max_parallelism,
+                    key_group_range=h.key_group_range, format_version=h.format_version,
+                ))
+                self._seq = max(self._seq, h.sequence)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self._written = True
+
+    def _adopt(self, h: IncrementalKeyedStateHandle) -> None:
+        """Make the downloaded checkpoint the working DB (nothing was written yet) and
+        delete the entries of key groups outside this backend's range."""
+        for meta in h.states.values():
+            self._restore_meta(meta)
+        self._db.close()
+        self._db = None
+        shutil.rmtree(self.path, ignore_errors=True)
+        h.download(self.path)
+        cf_names = [n for n in rocksdict.Rdict.list_cf(self.path) if n != "default"]
+        self._db = rocksdict.Rdict(
+            self.path, self._opts, column_families={n: self._opts for n in cf_names}
+        )
+        self._db.set_write_options(self._wo)
+        for name in h.states:
+            if _cf_name(name) not in cf_names:
+                continue
+            cf = self._db.get_column_family(_cf_name(name))
+            cf.set_write_options(self._wo)
+            self._cfs[name] = cf
+            self._cfhs[name] = self._db.get_column_family_handle(_cf_name(name))
+        start = self.key_group_range.start_key_group
+        end_kg = self.key_group_range.end_key_group + 1
+        for cf in self._cfs.values():
+            if start > 0:
+                cf.delete_range(key_group_prefix(0), key_group_prefix(start))
+            if end_kg < self.max_parallelism:
+                cf.delete_range(key_group_prefix(end_kg), b"\xff\xff\xff")
+        self._seq = max(self._seq, h.sequence)
+        self._restored_shared = dict(h.shared)
+        self.upload_history.record(h.checkpoint_id, h.shared.values())
+
+    def _check_native_compatible(self, format_version: int, max_parallelism: int) -> None:
+        check_version(format_version, KEYED_SNAPSHOT_VERSION, "a RocksDB checkpoint")
+        if max_parallelism != self.max_parallelism:
+            msg = (
+                f"RocksDB checkpoint has max_parallelism {max_parallelism}, the "
+                f"operator {self.max_parallelism}; keep max_parallelism fixed"
+            )
+            raise InvalidProgramError(msg)
 
     def _restore_native(self, snap: RocksDBNativeSnapshot) -> None:
         check_version(snap.format_version, KEYED_SNAPSHOT_VERSION, "a RocksDB checkpoint")
@@ -521,6 +666,8 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         finally:
             self._db = None
             shutil.rmtree(self.path, ignore_errors=True)
+            for leftover in glob.glob(glob.escape(self.path) + ".*"):
+                shutil.rmtree(leftover, ignore_errors=True)  # un-uploaded native checkpoints
             if self._own_base is not None:
                 shutil.rmtree(self._own_base, ignore_errors=True)
             else:
