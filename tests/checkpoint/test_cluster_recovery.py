@@ -281,7 +281,7 @@ class _FakeWriter:
         self.submitted: list[tuple[str, int, tuple[str, int], dict[str, bytes]]] = []
 
     def submit_encoded(self, storage: Any, directory: str, cid: int, key: tuple[str, int],
-                       states: dict[str, bytes]) -> None:
+                       states: dict[str, bytes], last_completed: int = -1) -> None:
         self.submitted.append((directory, cid, key, states))
 
 

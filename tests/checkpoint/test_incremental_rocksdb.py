@@ -359,7 +359,7 @@ def test_job_resumes_from_retained_incremental_checkpoint_at_other_parallelism(
     )
     from strom.errors import JobCancelledError
 
-    n = 6000
+    n = 20_000
     chk = tmp_path / "chk"
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(2)
@@ -373,7 +373,10 @@ def test_job_resumes_from_retained_incremental_checkpoint_at_other_parallelism(
     )
     _counting_job(env, tmp_path / "o1", n, 4000.0)
     client = env.execute_async("first")
-    time.sleep(0.8)
+    deadline = time.monotonic() + 20
+    while not list(chk.glob("*/chk-[3-9]*/_metadata")):  # three checkpoints completed
+        assert time.monotonic() < deadline and not client.is_done()
+        time.sleep(0.01)
     client.cancel()
     with pytest.raises(JobCancelledError):
         client.get_job_execution_result(timeout=20)
