@@ -22,7 +22,11 @@ from typing import Any
 from strom._runtime.operators.base import StreamingRuntimeContext, UdfStreamOperator
 from strom._runtime.operators.keyed import _KeyedMixin
 from strom._runtime.operators.window_fast import FastEventTimeWindows
-from strom._runtime.time.timer_service import InternalTimerService
+from strom._runtime.time.timer_service import (
+    TIMER_SNAPSHOT_VERSION,
+    InternalTimerService,
+    snapshot_timers,
+)
 from strom.datastream.functions import AggregateFunction, Function, ReduceFunction
 from strom.datastream.state import ValueStateDescriptor
 from strom.datastream.watermark import MAX_WATERMARK_MS
@@ -242,7 +246,9 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
             if self.restored is not None:
                 keep = self.key_group_filter()
                 for snap in self.restored.all("timers"):
-                    restored_timers.extend(t for t in snap.get("event", []) if keep(t[1]))
+                    restored_timers.extend(
+                        t for t in snapshot_timers(snap, "event") if keep(t[1])
+                    )
             self.fast.load(self.table, restored_timers)
         else:
             self._restore_timers(self.timers)
@@ -636,16 +642,18 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         """Window contents (keyed state) and timers, in the same format on both paths."""
         if self.fast is not None:
-            assert self.table is not None
-            timers = self.fast.export(self.table)
-            keyed = self.keyed_backend.snapshot(checkpoint_id)  # copies the table
-            self.table.clear()
+            # Same format as the generic path, without per-entry (key, window) objects:
+            # the backend groups the per-window dicts, the timers go in groups.
+            contents, groups = self.fast.snapshot()
+            heap: Any = self.keyed_backend  # the fast path runs on the heap backend only
+            keyed = heap.snapshot_with_namespaces(checkpoint_id, {CONTENTS: contents})
             return {
                 **super().snapshot_state(checkpoint_id),
                 "keyed": keyed,
                 "timers": {
-                    "version": 1,
-                    "event": sorted(timers, key=lambda t: t[0]),
+                    "version": TIMER_SNAPSHOT_VERSION,
+                    "event": [],
+                    "event_groups": groups,
                     "processing": [],
                 },
             }

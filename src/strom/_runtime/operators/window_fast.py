@@ -11,7 +11,10 @@ key's result again at once; later records go to the late side output.
 
 Snapshots use the generic format (keyed state ``(key, window) -> accumulator`` in the
 ``window-contents`` state plus one event-time timer per key and window), so a job can be
-restored on either path, or on RocksDB.
+restored on either path, or on RocksDB. They are taken without building those per-entry
+objects: the heap backend groups the per-window dicts by key group directly
+(``snapshot_with_namespaces``) and the timers are written grouped by timestamp and window
+(``event_groups`` of the timer snapshot format version 2, see ``InternalTimerService``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from strom.datastream.window import TimeWindow, TumblingEventTimeWindows
 __all__ = ["FastEventTimeWindows"]
 
 _MISSING = object()
+
+
+def _first(t: tuple[Any, ...]) -> Any:
+    return t[0]
 
 
 class FastEventTimeWindows:
@@ -210,19 +217,29 @@ class FastEventTimeWindows:
             del self.cache[w[0]]
 
     # -- snapshots ------------------------------------------------------------------------
-    def export(self, table: dict[Any, Any]) -> list[tuple[int, Any, Any]]:
-        """Write contents into ``table`` as ``(key, window) -> acc``; return the event-time
-        timers the generic path would hold."""
-        timers = []
+    def snapshot(self) -> tuple[dict[TimeWindow, dict[Any, Any]], list[tuple[int, Any, list[Any]]]]:
+        """The contents and the timers a snapshot needs, without per-entry objects.
+
+        Returns:
+            ``({window: {key: acc}}, [(timestamp, window, keys)])``: the live per-window
+            dicts (the caller copies them before more records arrive) and the event-time
+            timers the generic path would hold, one group per timestamp and window (the
+            end-of-window timer of every key of a window that has not fired, and its
+            cleanup timer if there is allowed lateness), sorted by timestamp.
+        """
+        groups: list[tuple[int, Any, list[Any]]] = []
+        fired, lateness = self.fired, self.lateness
         for w, d in self.windows.items():
+            if not d:
+                continue
+            keys = list(d)
             max_ts = w[1] - 1
-            for k, acc in d.items():
-                table[(k, w)] = acc
-                if w not in self.fired:
-                    timers.append((max_ts, k, w))
-                if self.lateness:
-                    timers.append((max_ts + self.lateness, k, w))
-        return timers
+            if w not in fired:
+                groups.append((max_ts, w, keys))
+            if lateness:
+                groups.append((max_ts + lateness, w, keys))
+        groups.sort(key=_first)
+        return self.windows, groups
 
     def load(self, table: dict[Any, Any], timers: list[tuple[int, Any, Any]]) -> None:
         """Take over restored contents (emptying ``table``) and their timers."""

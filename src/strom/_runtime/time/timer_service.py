@@ -11,12 +11,44 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from strom._runtime.time.processing_time import ProcessingTimeService
+from strom.errors import InvalidProgramError
 
-__all__ = ["InternalTimerService", "Triggerable"]
+__all__ = ["TIMER_SNAPSHOT_VERSION", "InternalTimerService", "Triggerable", "snapshot_timers"]
+
+
+TIMER_SNAPSHOT_VERSION = 2
+"""Newest format of a timer snapshot this code reads.
+
+Version 1: ``{"version": 1, "event": [(ts, key, namespace)], "processing": [...]}``.
+Version 2 adds ``"event_groups"`` / ``"processing_groups"``: ``[(ts, namespace, [keys])]``,
+one timer per key (the window fast path writes its timers this way: one group per window
+instead of one tuple per key and window). A reader takes the flat lists and the groups.
+"""
+
+
+def snapshot_timers(snapshot: dict[str, Any], domain: str) -> Iterator[tuple[int, Any, Any]]:
+    """Every ``(ts, key, namespace)`` timer of ``domain`` (``"event"`` or
+    ``"processing"``) in a timer snapshot of version 1 or 2: the flat list first, then the
+    groups, in order.
+
+    Raises:
+        InvalidProgramError: the format version is newer than :data:`TIMER_SNAPSHOT_VERSION`.
+    """
+    version = snapshot.get("version", 1)
+    if not isinstance(version, int) or not 1 <= version <= TIMER_SNAPSHOT_VERSION:
+        msg = (
+            f"a timer snapshot has format version {version!r}, but this Strom reads "
+            f"versions 1 to {TIMER_SNAPSHOT_VERSION}; restore it with a newer Strom"
+        )
+        raise InvalidProgramError(msg)
+    yield from snapshot.get(domain, ())
+    for ts, ns, keys in snapshot.get(f"{domain}_groups", ()):
+        for key in keys:
+            yield ts, key, ns
 
 
 class Triggerable(Protocol):
@@ -141,7 +173,8 @@ class InternalTimerService:
 
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """Live timers as ``{"event": [(ts, key, ns)], "processing": [...]}`` (version 1)."""
+        """Live timers as ``{"event": [(ts, key, ns)], "processing": [...]}`` (version 1;
+        see :data:`TIMER_SNAPSHOT_VERSION` for the grouped form of version 2)."""
         return {
             "version": 1,
             "event": sorted(self._event_set, key=lambda e: e[0]),
@@ -150,14 +183,19 @@ class InternalTimerService:
 
     def restore(self, snapshot: dict[str, Any], key_filter: Callable[[Any], bool] | None = None
                 ) -> None:
-        """Re-register timers of a snapshot (only keys passing ``key_filter``)."""
-        for ts, key, ns in snapshot.get("event", []):
+        """Re-register timers of a snapshot (only keys passing ``key_filter``).
+
+        Raises:
+            InvalidProgramError: the snapshot has a format version newer than
+                :data:`TIMER_SNAPSHOT_VERSION`.
+        """
+        for ts, key, ns in snapshot_timers(snapshot, "event"):
             if key_filter is None or key_filter(key):
                 entry = (ts, key, ns)
                 if entry not in self._event_set:
                     self._event_set.add(entry)
                     heapq.heappush(self._event_heap, (ts, next(self._seq), key, ns))
-        for ts, key, ns in snapshot.get("processing", []):
+        for ts, key, ns in snapshot_timers(snapshot, "processing"):
             if key_filter is None or key_filter(key):
                 entry = (ts, key, ns)
                 if entry not in self._proc_set:

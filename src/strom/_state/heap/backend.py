@@ -16,7 +16,13 @@ Snapshots (the "copy on snapshot, group later" choice):
    which the checkpoint layer may do off the task thread): keys are assigned to key groups
    with the stable hash and sorted into per-key-group dicts (measured 15 ms per 10,000
    and 1.2 s per million entries on the same VM), and expired entries are dropped if the
-   state's TTL asks for full-snapshot cleanup.
+   state's TTL asks for full-snapshot cleanup. A :class:`KeyGroupCache` per backend
+   remembers the key group of every key of the last snapshots, so keys seen before (the
+   same user in several windows, at every checkpoint) are not hashed again.
+
+:meth:`HeapKeyedStateBackend.snapshot_with_namespaces` also takes entries held outside
+the tables as ``{namespace: {key: value}}`` (the window fast path's per-window dicts) and
+writes them in the same format, without building a ``(key, namespace)`` table first.
 
 Cost and caveat: the copy holds references to the same value objects as the live state
 until the snapshot is pickled. Values replaced through the state API are safe (the copy
@@ -54,7 +60,7 @@ from strom._state.ttl import TtlPolicy
 from strom.datastream.state import ValueStateDescriptor
 from strom.errors import InvalidProgramError, StateMigrationError
 
-__all__ = ["HeapKeyedStateBackend"]
+__all__ = ["HeapKeyedStateBackend", "KeyGroupCache"]
 
 _RAW_CLASSES: dict[str, type] = {LIST: HeapListState, MAP: HeapMapState}
 
@@ -77,20 +83,81 @@ def _copy_table(d: dict[Any, Any], copy: _Copy) -> dict[Any, Any]:
     return dict(zip(d.keys(), map(copy, d.values())))
 
 
+class KeyGroupCache:
+    """Key -> key group, remembered across snapshots of one backend.
+
+    Hashing a key with the stable hash costs about a microsecond; a window operator
+    snapshots the same keys in every open window and at every checkpoint, so the
+    grouping looks them up here first. :func:`~strom._runtime.key_groups.stable_hash`
+    hashes keys that compare equal alike (``1 == 1.0 == True``), so a dict keyed by the
+    key is exact. The cache is dropped when it holds many more keys than the last
+    snapshot (keys that left the state), so its size stays in proportion to the state.
+
+    Args:
+        max_parallelism: number of key groups.
+    """
+
+    __slots__ = ("_map", "max_parallelism")
+
+    def __init__(self, max_parallelism: int) -> None:
+        self.max_parallelism = max_parallelism
+        self._map: dict[Any, int] = {}
+
+    def __len__(self) -> int:
+        """Number of remembered keys."""
+        return len(self._map)
+
+    def groups(self, keys: list[Any]) -> list[int]:
+        """The key group of every key of ``keys``, in order.
+
+        Raises:
+            TypeError: a key has a type the stable hash does not support.
+        """
+        m = self._map
+        try:
+            return list(map(m.__getitem__, keys))  # usually every key is known
+        except KeyError:
+            pass
+        missing = [k for k in keys if k not in m]
+        m.update(zip(missing, key_groups_of(missing, self.max_parallelism)))
+        return list(map(m.__getitem__, keys))
+
+    def trim(self, live_keys: int) -> None:
+        """Forget everything if the cache outgrew ``live_keys`` (the keys the last
+        snapshot held) by far."""
+        if len(self._map) > 2 * live_keys + 4096:
+            self._map = {}
+
+
+_Copied = tuple[
+    str, str, dict[Any, Any], dict[Any, Any], int | None, dict[Any, dict[Any, Any]] | None
+]
+"""``(name, kind, void copy, namespaced copy, TTL deadline, by-namespace copy)``."""
+
+
 def _group(
-    copies: list[tuple[str, str, dict[Any, Any], dict[Any, Any], int | None]],
+    copies: list[_Copied],
     max_parallelism: int,
+    cache: KeyGroupCache | None = None,
 ) -> dict[int, dict[str, dict[Any, dict[Any, Any]]]]:
     """Group copied tables by key group: ``{kg: {name: {namespace: {key: value}}}}``.
 
-    Entries expired at ``deadline`` (full-snapshot TTL cleanup) are left out.
+    Each copy is ``(name, kind, void, namespaced, deadline, by_namespace)``: the VOID
+    table, the ``(key, namespace)`` table and, optionally, further entries held as
+    ``{namespace: {key: value}}`` (the window fast path's contents). Entries expired at
+    ``deadline`` (full-snapshot TTL cleanup) are left out.
     """
+    if cache is None:
+        cache = KeyGroupCache(max_parallelism)
+    groups = cache.groups
     out: dict[int, dict[str, dict[Any, dict[Any, Any]]]] = {}
-    for name, kind, void, namespaced, deadline in copies:
+    live = 0
+    for name, kind, void, namespaced, deadline, by_namespace in copies:
         if void:
             keys = list(void)
+            live += len(keys)
             buckets: list[dict[Any, Any] | None] = [None] * max_parallelism
-            for k, kg, v in zip(keys, key_groups_of(keys, max_parallelism), void.values()):
+            for k, kg, v in zip(keys, groups(keys), void.values()):
                 if deadline is not None:
                     v = unexpired(kind, v, deadline)
                     if v is None:
@@ -102,10 +169,11 @@ def _group(
             for kg, b in enumerate(buckets):
                 if b:
                     out.setdefault(kg, {}).setdefault(name, {})[None] = b
+        ns_buckets: list[dict[Any, dict[Any, Any]] | None] = [None] * max_parallelism
         if namespaced:
             cks = list(namespaced)
-            kgs = key_groups_of([ck[0] for ck in cks], max_parallelism)
-            ns_buckets: list[dict[Any, dict[Any, Any]] | None] = [None] * max_parallelism
+            live += len(cks)
+            kgs = groups([ck[0] for ck in cks])
             for ck, kg, v in zip(cks, kgs, namespaced.values()):
                 if deadline is not None:
                     v = unexpired(kind, v, deadline)
@@ -118,9 +186,33 @@ def _group(
                 if t is None:
                     t = nb[ck[1]] = {}
                 t[ck[0]] = v
-            for kg, nb in enumerate(ns_buckets):
-                if nb:
-                    out.setdefault(kg, {}).setdefault(name, {}).update(nb)
+        for ns, entries in (by_namespace or {}).items():
+            keys = list(entries)
+            live += len(keys)
+            per_kg: list[dict[Any, Any] | None] = [None] * max_parallelism
+            for k, kg, v in zip(keys, groups(keys), entries.values()):
+                if deadline is not None:
+                    v = unexpired(kind, v, deadline)
+                    if v is None:
+                        continue
+                t = per_kg[kg]
+                if t is None:
+                    t = per_kg[kg] = {}
+                t[k] = v
+            for kg, t in enumerate(per_kg):
+                if t:
+                    nb = ns_buckets[kg]
+                    if nb is None:
+                        nb = ns_buckets[kg] = {}
+                    same_ns = nb.get(ns)
+                    if same_ns is None:
+                        nb[ns] = t
+                    else:
+                        same_ns.update(t)
+        for kg, nb in enumerate(ns_buckets):
+            if nb:
+                out.setdefault(kg, {}).setdefault(name, {}).update(nb)
+    cache.trim(live)
     return out
 
 
@@ -149,6 +241,7 @@ class HeapKeyedStateBackend(AbstractKeyedStateBackend):
         super().__init__(max_parallelism, key_group_range, clock)
         self._tables: dict[str, HeapStateTable] = {}
         self._policies: dict[str, TtlPolicy] = {}
+        self._kg_cache = KeyGroupCache(max_parallelism)
 
     # -- runtime fast paths ----------------------------------------------------------------
     def _raw_value_table(self, name: str) -> HeapStateTable:
@@ -223,25 +316,56 @@ class HeapKeyedStateBackend(AbstractKeyedStateBackend):
     # -- snapshot / restore ----------------------------------------------------------------
     def snapshot(self, checkpoint_id: int) -> KeyedStateSnapshot:
         """Copy all state (see the module docstring); grouping by key group is lazy."""
+        return self.snapshot_with_namespaces(checkpoint_id, {})
+
+    def snapshot_with_namespaces(
+        self, checkpoint_id: int, extra: dict[str, dict[Any, dict[Any, Any]]]
+    ) -> KeyedStateSnapshot:
+        """Like :meth:`snapshot`, with more entries of value states held outside the
+        tables.
+
+        The window fast path keeps its contents as ``{window: {key: accumulator}}``
+        instead of in the ``(key, window)`` table; passing them here writes them into the
+        snapshot exactly as if they were in the table (same format), without building
+        that table. Each inner dict is copied now (``dict.copy``, C speed), so the caller
+        may keep mutating it.
+
+        Args:
+            checkpoint_id: the checkpoint.
+            extra: state name -> ``{namespace: {key: value}}``; the state must be a
+                registered value state without TTL.
+
+        Raises:
+            InvalidProgramError: a name in ``extra`` is not such a state.
+        """
         now = self.clock()
-        copies = []
+        copies: list[_Copied] = []
         for name, t in self._tables.items():
-            if not t.void and not t.namespaced:
+            by_ns = extra.get(name)
+            if not t.void and not t.namespaced and not by_ns:
                 continue
             kind = self._metas[name].kind
             copy = _container_copy(kind)
             policy = self._policies.get(name)
             deadline = now - policy.ttl_ms if policy is not None and policy.full_snapshot else None
-            copies.append(
-                (name, kind, _copy_table(t.void, copy), _copy_table(t.namespaced, copy), deadline)
-            )
+            if by_ns and (kind != VALUE or policy is not None):
+                msg = f"state {name!r} is not a value state without TTL"
+                raise InvalidProgramError(msg)
+            copies.append((
+                name, kind, _copy_table(t.void, copy), _copy_table(t.namespaced, copy),
+                deadline, {ns: d.copy() for ns, d in by_ns.items() if d} if by_ns else None,
+            ))
+        unknown = set(extra).difference(self._tables)
+        if any(extra[n] for n in unknown):
+            msg = f"states {sorted(unknown)} are not registered"
+            raise InvalidProgramError(msg)
         return KeyedStateSnapshot(
             encoding="heap",
             checkpoint_id=checkpoint_id,
             max_parallelism=self.max_parallelism,
             key_group_range=self.key_group_range,
             states=dict(self._metas),
-            pending=functools.partial(_group, copies, self.max_parallelism),
+            pending=functools.partial(_group, copies, self.max_parallelism, self._kg_cache),
         )
 
     def restore(self, snapshots: list[Any]) -> None:
@@ -336,6 +460,7 @@ class HeapKeyedStateBackend(AbstractKeyedStateBackend):
 
     def dispose(self) -> None:
         """Drop all state."""
+        self._kg_cache = KeyGroupCache(self.max_parallelism)
         self._tables.clear()
         self._handles.clear()
         self._metas.clear()

@@ -1,0 +1,170 @@
+"""The window fast path's snapshot: the generic keyed-state format, timers grouped per
+window (timer snapshot version 2), exact state after a restore, and version 1 snapshots
+(one timer tuple per key and window) still restore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from strom._runtime.key_groups import key_groups_of
+from strom._runtime.time.timer_service import (
+    TIMER_SNAPSHOT_VERSION,
+    InternalTimerService,
+    snapshot_timers,
+)
+from strom.datastream import StreamExecutionEnvironment
+from strom.datastream.window import TimeWindow, TumblingEventTimeWindows
+from strom.errors import InvalidProgramError
+from strom.testing import OneInputOperatorTestHarness
+
+W0, W1 = TimeWindow(0, 10), TimeWindow(10, 20)
+
+
+def stream(lateness: int = 20) -> Any:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    return env.from_collection([("x", 0)]).key_by(lambda e: e[0]) \
+        .window(TumblingEventTimeWindows.of(10)).allowed_lateness(lateness) \
+        .reduce(lambda a, b: (a[0], a[1] + b[1]))
+
+
+def harness_with_state(config: dict[str, str] | None = None) -> Any:
+    """[0, 10) holds a and b and has fired (kept for lateness); [10, 20) holds a."""
+    h = OneInputOperatorTestHarness.for_stream(stream(), config=config)
+    h.process_elements([("a", 1), ("b", 2), ("a", 4)], [1, 2, 15])
+    h.process_watermark(9)
+    assert sorted(h.extract_output_values()) == [("a", 1), ("b", 2)]
+    return h
+
+
+def test_fast_path_snapshot_format() -> None:
+    h = harness_with_state()
+    assert h.operator.fast is not None
+    snap = h.snapshot()
+    assert snap["timers"] == {
+        "version": 2,
+        "event": [],
+        "event_groups": [(19, W1, ["a"]), (29, W0, ["a", "b"]), (39, W1, ["a"])],
+        "processing": [],
+    }
+    kg = dict(zip(["a", "b"], key_groups_of(["a", "b"], 128)))
+    want: dict[int, Any] = {}
+    for key, w, acc in [("a", W0, ("a", 1)), ("b", W0, ("b", 2)), ("a", W1, ("a", 4))]:
+        want.setdefault(kg[key], {}).setdefault("window-contents", {}).setdefault(
+            w, {})[key] = acc
+    assert snap["keyed"].encoding == "heap"
+    assert snap["keyed"].key_groups == want
+    h.close()
+
+
+def test_fast_path_snapshot_matches_the_generic_path_timers() -> None:
+    """The grouped timers expand to exactly the timers the generic path holds."""
+    fast = harness_with_state()
+    generic = harness_with_state({"state.backend": "rocksdb"})
+    assert generic.operator.fast is None
+    expanded = sorted(snapshot_timers(fast.snapshot()["timers"], "event"))
+    assert expanded == sorted(generic.snapshot()["timers"]["event"])
+    assert expanded == [(19, "a", W1), (29, "a", W0), (29, "b", W0), (39, "a", W1)]
+    fast.close()
+    generic.close()
+
+
+def fast_state(h: Any) -> tuple[Any, ...]:
+    f = h.operator.fast
+    return (f.windows, f.fired, sorted(f.to_fire), sorted(f.to_clean))
+
+
+def test_fast_path_restore_is_exact() -> None:
+    h = harness_with_state()
+    before = fast_state(h)
+    snap = h.snapshot()
+    h.close()
+    h2 = OneInputOperatorTestHarness.for_stream(stream())
+    h2.initialize_state(OneInputOperatorTestHarness.repartition({0: snap}, 1))
+    assert fast_state(h2) == before == (
+        {W0: {"a": ("a", 1), "b": ("b", 2)}, W1: {"a": ("a", 4)}},
+        {W0},
+        [(19, 10, 20)],
+        [(29, 0, 10), (39, 10, 20)],
+    )
+    h2.close()
+
+
+def test_version_1_timers_still_restore_on_the_fast_path() -> None:
+    h = harness_with_state()
+    snap = h.snapshot()
+    before = fast_state(h)
+    h.close()
+    snap["timers"] = {"version": 1, "processing": [],
+                      "event": sorted(snapshot_timers(snap["timers"], "event"))}
+    h2 = OneInputOperatorTestHarness.for_stream(stream())
+    h2.initialize_state(OneInputOperatorTestHarness.repartition({0: snap}, 1))
+    assert fast_state(h2) == before
+    h2.process_watermark(9)  # watermarks restart after a restore; [0, 10) fired already
+    h2.process_element(("b", 5), 3)  # within lateness: re-fires b at once
+    h2.process_watermark(19)
+    assert h2.extract_output_with_timestamps() == [(("b", 7), 9), (("a", 4), 19)]
+    h2.close()
+
+
+@pytest.mark.parametrize("parallelism", [2, 3])
+def test_grouped_timers_rescale(parallelism: int) -> None:
+    h = OneInputOperatorTestHarness.for_stream(stream(lateness=0))
+    keys = [f"k{i}" for i in range(50)]
+    h.process_elements([(k, 1) for k in keys], [1] * len(keys))
+    h.process_elements([(k, 2) for k in keys[:10]], [12] * 10)
+    snap = h.snapshot()
+    h.close()
+    fired: list[Any] = []
+    for i in range(parallelism):
+        hi = OneInputOperatorTestHarness.for_stream(
+            stream(lateness=0), parallelism=parallelism, subtask_index=i)
+        hi.initialize_state(OneInputOperatorTestHarness.repartition({0: snap}, 1))
+        assert hi.operator.fast is not None
+        hi.process_watermark(100)
+        out = hi.extract_output_with_timestamps()
+        assert out  # every subtask owns some of the 50 keys
+        fired.extend(out)
+        hi.close()
+    assert sorted(fired) == sorted(
+        [((k, 1), 9) for k in keys] + [((k, 2), 19) for k in keys[:10]])
+
+
+def test_timer_service_reads_both_versions_and_rejects_newer() -> None:
+    groups = {"version": 2, "event": [(5, "z", "ns0")],
+              "event_groups": [(7, "ns1", ["a", "b"])],
+              "processing_groups": [(9, "ns2", ["c"])]}
+    assert list(snapshot_timers(groups, "event")) == [
+        (5, "z", "ns0"), (7, "a", "ns1"), (7, "b", "ns1")]
+    assert list(snapshot_timers(groups, "processing")) == [(9, "c", "ns2")]
+    assert list(snapshot_timers({"event": [(1, "k", None)]}, "event")) == [(1, "k", None)]
+    assert TIMER_SNAPSHOT_VERSION == 2
+    with pytest.raises(InvalidProgramError, match="format version 3"):
+        list(snapshot_timers({"version": 3, "event": []}, "event"))
+
+
+def test_timer_service_restores_grouped_timers_with_a_key_filter() -> None:
+    fired: list[tuple[int, Any, Any]] = []
+
+    class Target:
+        def on_event_time(self, ts: int, key: Any, ns: Any) -> None:
+            fired.append((ts, key, ns))
+
+        def on_processing_time(self, ts: int, key: Any, ns: Any) -> None:
+            raise AssertionError
+
+    class Pts:
+        def get_current_processing_time(self) -> int:
+            return 0
+
+        def register_timer(self, ts: int, cb: Any) -> None:
+            raise AssertionError
+
+    keys: list[Any] = []
+    svc = InternalTimerService(keys.append, lambda: keys[-1], Target(), Pts())  # type: ignore[arg-type]
+    svc.restore({"version": 2, "event": [(3, "a", "n")],
+                 "event_groups": [(3, "n", ["a", "b"]), (8, "m", ["a", "c"])]},
+                key_filter=lambda k: k != "c")
+    svc.advance_watermark(10)
+    assert fired == [(3, "a", "n"), (3, "b", "n"), (8, "a", "m")]
