@@ -15,6 +15,11 @@
   ship the whole data set to every TaskManager. Wall time includes start-up (and, at p2,
   deployment), as ``env.execute()`` costs. Every run's window results are counted and
   summed, and the digests must agree between the runs with and without checkpoints.
+  Runs alternate off/on, so background load hits both alike; besides the ratio of the
+  median rates the table gives the range of the per-pair ratios and the ratio of the
+  median CPU times (this process plus, at parallelism 2, the TaskManager processes, read
+  from ``/proc``), which other processes on the machine disturb much less than wall
+  time. The load average is printed before and after.
 - with ``--fault``: the fault-injection job of ``tests/checkpoint`` at full size (N =
   1,000,000, parallelism 2, checkpoints every 300 ms, three SIGKILLs of random
   TaskManagers) per backend, checked against the exact expected output, with its time
@@ -131,6 +136,25 @@ class Run:
     records: int
     durations_ms: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, s) of this process and of the processes ``pids`` (their
+    ``/proc/<pid>/stat``; 0 for a process that cannot be read, e.g. not on Linux)."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def checkpoint_stats(chk: Path) -> tuple[list[float], list[int]]:
@@ -146,8 +170,9 @@ def checkpoint_stats(chk: Path) -> tuple[list[float], list[int]]:
 
 
 def w3_run(data: list[Any] | None, n: int, parallelism: int, backend: str,
-           checkpoints: bool) -> Run:
-    """Run W3 once; ``data`` (p1) or generated records (p2)."""
+           checkpoints: bool, pids: list[int] | None = None) -> Run:
+    """Run W3 once; ``data`` (p1) or generated records (p2); ``pids``: the TaskManager
+    processes whose CPU time counts too."""
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism)
     env.configure("state.backend", backend)
@@ -173,13 +198,15 @@ def w3_run(data: list[Any] | None, n: int, parallelism: int, backend: str,
         .map(Digest()).uid("digest")
         .sink_to(DiscardSink())
     )
+    c0 = cpu_seconds(pids or [])
     t0 = time.perf_counter()
     result = env.execute(f"w3 p{parallelism} {backend} ckpt={checkpoints}")
     dt = time.perf_counter() - t0
+    cpu = cpu_seconds(pids or []) - c0
     durations, sizes = checkpoint_stats(tmp) if checkpoints else ([], [])
     shutil.rmtree(tmp, ignore_errors=True)
     return Run(dt, int(result.get_accumulator_result("windows")),
-               int(result.get_accumulator_result("records")), durations, sizes)
+               int(result.get_accumulator_result("records")), durations, sizes, cpu)
 
 
 def _fmt_size(b: float) -> str:
@@ -194,10 +221,11 @@ def overhead(n: int, runs: int, parallelisms: list[int], backends: list[str]) ->
     data = list(common.gen_records(n)) if 1 in parallelisms else None
     header = (
         f"{'p':>2} {'backend':<8} {'off rec/s':>11} {'on rec/s':>11} {'on/off':>7} "
-        f"{'ckpts':>5} {'median ms':>9} {'max ms':>7} {'median size':>11}"
+        f"{'pairs':>11} {'cpu':>5} {'ckpts':>5} {'median ms':>9} {'max ms':>7} "
+        f"{'median size':>11}"
     )
     print(f"W3, {n:,} records, checkpoints every {INTERVAL_MS} ms vs none "
-          f"(median of {runs} run(s))")
+          f"(median of {runs} run(s)); load average {_load()}")
     print(header)
     for p in parallelisms:
         cluster = MiniCluster(p).start() if p > 1 else None
@@ -206,18 +234,23 @@ def overhead(n: int, runs: int, parallelisms: list[int], backends: list[str]) ->
             for backend in backends:
                 off: list[Run] = []
                 on: list[Run] = []
+                pids = cluster.pids() if cluster is not None else []
                 for _ in range(runs):  # interleaved: background load hits both alike
-                    off.append(w3_run(data if p == 1 else None, n, p, backend, False))
-                    on.append(w3_run(data if p == 1 else None, n, p, backend, True))
+                    off.append(w3_run(data if p == 1 else None, n, p, backend, False, pids))
+                    on.append(w3_run(data if p == 1 else None, n, p, backend, True, pids))
                 digests = {(r.windows, r.records) for r in off + on}
                 assert len(digests) == 1 and next(iter(digests))[1] == n, digests
                 r_off = n / statistics.median(r.seconds for r in off)
                 r_on = n / statistics.median(r.seconds for r in on)
+                pairs = [a.seconds / b.seconds for a, b in zip(off, on)]
+                cpu = (statistics.median(r.cpu_seconds for r in off)
+                       / statistics.median(r.cpu_seconds for r in on))
                 durations = [d for r in on for d in r.durations_ms]
                 sizes = [s for r in on for s in r.sizes]
                 print(
                     f"{p:>2} {backend:<8} {r_off:>11,.0f} {r_on:>11,.0f} {r_on / r_off:>7.2f} "
-                    f"{len(durations) // runs:>5} {statistics.median(durations):>9.0f} "
+                    f"{f'{min(pairs):.2f}-{max(pairs):.2f}':>11} {cpu:>5.2f} "
+                    f"{len(durations) / runs:>5.1f} {statistics.median(durations):>9.0f} "
                     f"{max(durations):>7.0f} {_fmt_size(statistics.median(sizes)):>11}",
                     flush=True,
                 )
@@ -225,6 +258,7 @@ def overhead(n: int, runs: int, parallelisms: list[int], backends: list[str]) ->
             use_session_cluster(None)
             if cluster is not None:
                 cluster.shutdown()
+    print(f"load average after: {_load()}")
 
 
 def fault_injection(n: int, backends: list[str], seed: int) -> None:
@@ -260,7 +294,7 @@ def fault_injection(n: int, backends: list[str], seed: int) -> None:
                     time.sleep(rng.uniform(0.2, 2.5))
                     os.kill(rng.choice(cluster.taskmanagers()).pid, signal.SIGKILL)
                     jm = client.executor.job_master  # type: ignore[attr-defined]
-                    while len(jm.restart_causes) <= k and not client.is_done():
+                    while len(jm.restart_causes) <= k and not client.is_done():  # type: ignore[attr-defined]
                         time.sleep(0.005)
                 client.get_job_execution_result(timeout=600)
                 dt = time.perf_counter() - t0
@@ -284,7 +318,8 @@ def main() -> None:
     """Parse arguments and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2_000_000, help="W3 records per run")
+    parser.add_argument("--n", type=int, default=3_000_000,
+                        help="W3 records per run (the default lasts about 6 s at p1)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--parallelism", default="1,2")
     parser.add_argument("--backends", default="hashmap,rocksdb")
