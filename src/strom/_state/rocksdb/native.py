@@ -54,6 +54,7 @@ SHARED_DIR = "shared"
 """Name of the job-level directory of shared files, next to the ``chk-<id>`` directories."""
 
 _scope = threading.local()
+_HISTORY_LIMIT = 16  # checkpoints remembered per backend (pending ones plus the base)
 
 
 @contextmanager
@@ -174,6 +175,8 @@ class UploadHistory:
         """Remember the shared file names ``checkpoint_id`` references (after its upload)."""
         with self._lock:
             self._by_checkpoint[checkpoint_id] = frozenset(shared_names)
+            while len(self._by_checkpoint) > _HISTORY_LIMIT:  # completions never reported
+                del self._by_checkpoint[min(self._by_checkpoint)]
 
     def confirmed(self, last_completed: int) -> frozenset[str]:
         """The shared files of checkpoint ``last_completed`` if this backend took part in
