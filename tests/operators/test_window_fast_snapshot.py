@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from strom._runtime.key_groups import key_groups_of
 from strom._runtime.time.timer_service import (
     TIMER_SNAPSHOT_VERSION,
     InternalTimerService,
     snapshot_timers,
 )
 from strom.datastream import StreamExecutionEnvironment
+from strom.datastream.trigger import EventTimeTrigger
 from strom.datastream.window import TimeWindow, TumblingEventTimeWindows
 from strom.errors import InvalidProgramError
 from strom.testing import OneInputOperatorTestHarness
@@ -48,13 +48,23 @@ def test_fast_path_snapshot_format() -> None:
         "event_groups": [(19, W1, ["a"]), (29, W0, ["a", "b"]), (39, W1, ["a"])],
         "processing": [],
     }
-    kg = dict(zip(["a", "b"], key_groups_of(["a", "b"], 128)))
-    want: dict[int, Any] = {}
-    for key, w, acc in [("a", W0, ("a", 1)), ("b", W0, ("b", 2)), ("a", W1, ("a", 4))]:
-        want.setdefault(kg[key], {}).setdefault("window-contents", {}).setdefault(
-            w, {})[key] = acc
+    assert snap["window_contents"] == {
+        "version": 1,
+        "windows": {W0: {"a": ("a", 1), "b": ("b", 2)}, W1: {"a": ("a", 4)}},
+    }
     assert snap["keyed"].encoding == "heap"
-    assert snap["keyed"].key_groups == want
+    assert snap["keyed"].key_groups == {}  # no other keyed state
+    assert "window-contents" in snap["keyed"].states  # the state is declared
+    h.close()
+
+
+def test_fast_path_snapshot_is_a_copy() -> None:
+    h = harness_with_state()
+    snap = h.operator.snapshot_state(1)
+    h.process_elements([("a", 100), ("c", 1)], [16, 17])
+    assert snap["window_contents"]["windows"] == {
+        W0: {"a": ("a", 1), "b": ("b", 2)}, W1: {"a": ("a", 4)}}
+    assert snap["timers"]["event_groups"][0] == (19, W1, ["a"])
     h.close()
 
 
@@ -63,8 +73,9 @@ def test_fast_path_snapshot_matches_the_generic_path_timers() -> None:
     fast = harness_with_state()
     generic = harness_with_state({"state.backend": "rocksdb"})
     assert generic.operator.fast is None
-    expanded = sorted(snapshot_timers(fast.snapshot()["timers"], "event"))
-    assert expanded == sorted(generic.snapshot()["timers"]["event"])
+    fast_snap, generic_snap = fast.snapshot(), generic.snapshot()
+    expanded = sorted(snapshot_timers(fast_snap["timers"], "event"))
+    assert expanded == sorted(generic_snap["timers"]["event"])
     assert expanded == [(19, "a", W1), (29, "a", W0), (29, "b", W0), (39, "a", W1)]
     fast.close()
     generic.close()
@@ -168,3 +179,43 @@ def test_timer_service_restores_grouped_timers_with_a_key_filter() -> None:
                 key_filter=lambda k: k != "c")
     svc.advance_watermark(10)
     assert fired == [(3, "a", "n"), (3, "b", "n"), (8, "a", "m")]
+
+
+class _GenericTrigger(EventTimeTrigger):
+    """EventTimeTrigger behaviour on the generic path (the fast path wants the exact type)."""
+
+
+def generic_stream() -> Any:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    return env.from_collection([("x", 0)]).key_by(lambda e: e[0]) \
+        .window(TumblingEventTimeWindows.of(10)).trigger(_GenericTrigger()) \
+        .allowed_lateness(20).reduce(lambda a, b: (a[0], a[1] + b[1]))
+
+
+@pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
+def test_fast_path_snapshot_restores_on_the_generic_path(backend: str) -> None:
+    h = harness_with_state()
+    snap = h.snapshot()
+    h.close()
+    h2 = OneInputOperatorTestHarness.for_stream(generic_stream(), config={
+        "state.backend": backend})
+    h2.initialize_state(OneInputOperatorTestHarness.repartition({0: snap}, 1))
+    assert h2.operator.fast is None
+    assert h2.operator.timers.num_event_time_timers() == 4
+    h2.process_watermark(9)
+    h2.process_element(("b", 5), 3)  # [0, 10) fired already: within lateness, re-fires b
+    h2.process_watermark(19)
+    assert h2.extract_output_with_timestamps() == [(("b", 7), 9), (("a", 4), 19)]
+    h2.process_watermark(40)  # cleaned up: nothing left
+    assert h2.operator.timers.num_event_time_timers() == 0
+    h2.close()
+
+
+def test_newer_window_contents_version_is_rejected() -> None:
+    h = harness_with_state()
+    snap = h.snapshot()
+    h.close()
+    snap["window_contents"]["version"] = 2
+    h2 = OneInputOperatorTestHarness.for_stream(stream())
+    with pytest.raises(InvalidProgramError, match="format version 2"):
+        h2.initialize_state(OneInputOperatorTestHarness.repartition({0: snap}, 1))

@@ -12,6 +12,11 @@ Merging assigners (sessions) keep a per-key map window -> state window (state
 
 Outputs are buffered while a batch (or a watermark's timers) is processed and emitted as
 one batch.
+
+The heap backend's fast path (``window_fast``) keeps contents as ``{window: {key: acc}}``
+and snapshots them in that shape (``window_contents``) instead of as keyed state, which
+saves building and grouping one entry object per key and window at every checkpoint; a
+restore moves them into keyed state on the generic path.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ from strom.datastream.window import (
     ProcessWindowFunction,
     SlidingEventTimeWindows,
     TimestampedValue,
+    TimeWindow,
     Trigger,
     TumblingEventTimeWindows,
     WindowAssigner,
 )
+from strom.errors import InvalidProgramError
 
 __all__ = ["WindowOperator"]
 
@@ -54,6 +61,9 @@ def _hashable(value: Any) -> bool:
 
 
 CONTENTS = "window-contents"
+WINDOW_CONTENTS_VERSION = 1
+"""Format of the ``window_contents`` entry of a fast-path window snapshot:
+``{"version": 1, "windows": {window: {key: accumulator}}}``."""
 MERGING_SET = "window-merging-set"
 _MISSING = object()
 
@@ -242,6 +252,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                 self._emit_window,
                 self._emit_whole_window,
             )
+            self._restore_window_contents()
             restored_timers: list[Any] = []
             if self.restored is not None:
                 keep = self.key_group_filter()
@@ -251,8 +262,42 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                     )
             self.fast.load(self.table, restored_timers)
         else:
+            self._restore_window_contents()
             self._restore_timers(self.timers)
         self.open_user_functions()
+
+    def _restore_window_contents(self) -> None:
+        """Take this subtask's keys of contents a fast-path snapshot held outside the keyed
+        snapshot (``window_contents``, see :meth:`snapshot_state`): into the contents
+        table on the fast path, through the contents state otherwise (any backend).
+
+        Raises:
+            InvalidProgramError: a ``window_contents`` format version newer than this code.
+        """
+        snaps = self.restored.all("window_contents") if self.restored is not None else []
+        if not snaps:
+            return
+        keep = self.key_group_filter()
+        table, backend, contents = self.table, self.keyed_backend, self.contents
+        for snap in snaps:
+            version = snap.get("version")
+            if version != WINDOW_CONTENTS_VERSION:
+                msg = (
+                    f"window contents of operator {self.context.uid!r} have format version "
+                    f"{version!r}; this Strom reads version {WINDOW_CONTENTS_VERSION}"
+                )
+                raise InvalidProgramError(msg)
+            for w, entries in snap["windows"].items():
+                w = TimeWindow(w[0], w[1])
+                for k, acc in entries.items():
+                    if not keep(k):
+                        continue
+                    if table is not None:
+                        table[(k, w)] = acc
+                    else:
+                        backend.set_current_key(k)
+                        contents.set_current_namespace(w)
+                        contents.update(acc)
 
     def _setup_functions(self, p: dict[str, Any]) -> None:
         rf = p.get("reduce_function")
@@ -640,16 +685,25 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                 raise self.user_error(e, "open() of a window function") from e
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        """Window contents (keyed state) and timers, in the same format on both paths."""
+        """Window contents and timers.
+
+        The generic path snapshots its keyed state (contents in ``window-contents``) and
+        its timers. The fast path writes its per-window dicts as they are
+        (``window_contents``, :data:`WINDOW_CONTENTS_VERSION`) and its timers grouped per
+        window (timer snapshot version 2); either path restores either form, on either
+        backend, at any parallelism (restores filter contents and timers by key group).
+        """
         if self.fast is not None:
-            # Same format as the generic path, without per-entry (key, window) objects:
-            # the backend groups the per-window dicts, the timers go in groups.
-            contents, groups = self.fast.snapshot()
-            heap: Any = self.keyed_backend  # the fast path runs on the heap backend only
-            keyed = heap.snapshot_with_namespaces(checkpoint_id, {CONTENTS: contents})
+            # The contents as the per-window dicts are (copied, not grouped by key group:
+            # a restore filters them by key), the timers in groups; no per-entry objects.
+            windows, groups = self.fast.snapshot()
             return {
                 **super().snapshot_state(checkpoint_id),
-                "keyed": keyed,
+                "keyed": self.keyed_backend.snapshot(checkpoint_id),  # other keyed state
+                "window_contents": {
+                    "version": WINDOW_CONTENTS_VERSION,
+                    "windows": {w: d.copy() for w, d in windows.items() if d},
+                },
                 "timers": {
                     "version": TIMER_SNAPSHOT_VERSION,
                     "event": [],

@@ -20,10 +20,6 @@ Snapshots (the "copy on snapshot, group later" choice):
    remembers the key group of every key of the last snapshots, so keys seen before (the
    same user in several windows, at every checkpoint) are not hashed again.
 
-:meth:`HeapKeyedStateBackend.snapshot_with_namespaces` also takes entries held outside
-the tables as ``{namespace: {key: value}}`` (the window fast path's per-window dicts) and
-writes them in the same format, without building a ``(key, namespace)`` table first.
-
 Cost and caveat: the copy holds references to the same value objects as the live state
 until the snapshot is pickled. Values replaced through the state API are safe (the copy
 keeps the old object); a user object *mutated in place* after ``snapshot()`` and before
@@ -86,9 +82,10 @@ def _copy_table(d: dict[Any, Any], copy: _Copy) -> dict[Any, Any]:
 class KeyGroupCache:
     """Key -> key group, remembered across snapshots of one backend.
 
-    Hashing a key with the stable hash costs about a microsecond; a window operator
-    snapshots the same keys in every open window and at every checkpoint, so the
-    grouping looks them up here first. :func:`~strom._runtime.key_groups.stable_hash`
+    Hashing a key with the stable hash costs about a microsecond; keyed operators
+    snapshot mostly the same keys at every checkpoint (a window operator on the generic
+    path also the same key in every open window), so the grouping looks them up here
+    first. :func:`~strom._runtime.key_groups.stable_hash`
     hashes keys that compare equal alike (``1 == 1.0 == True``), so a dict keyed by the
     key is exact. The cache is dropped when it holds many more keys than the last
     snapshot (keys that left the state), so its size stays in proportion to the state.
@@ -129,10 +126,8 @@ class KeyGroupCache:
             self._map = {}
 
 
-_Copied = tuple[
-    str, str, dict[Any, Any], dict[Any, Any], int | None, dict[Any, dict[Any, Any]] | None
-]
-"""``(name, kind, void copy, namespaced copy, TTL deadline, by-namespace copy)``."""
+_Copied = tuple[str, str, dict[Any, Any], dict[Any, Any], int | None]
+"""``(name, kind, void copy, namespaced copy, TTL deadline)``."""
 
 
 def _group(
@@ -142,17 +137,15 @@ def _group(
 ) -> dict[int, dict[str, dict[Any, dict[Any, Any]]]]:
     """Group copied tables by key group: ``{kg: {name: {namespace: {key: value}}}}``.
 
-    Each copy is ``(name, kind, void, namespaced, deadline, by_namespace)``: the VOID
-    table, the ``(key, namespace)`` table and, optionally, further entries held as
-    ``{namespace: {key: value}}`` (the window fast path's contents). Entries expired at
-    ``deadline`` (full-snapshot TTL cleanup) are left out.
+    Entries expired at ``deadline`` (full-snapshot TTL cleanup) are left out; key groups
+    come from ``cache`` (a fresh one if None).
     """
     if cache is None:
         cache = KeyGroupCache(max_parallelism)
     groups = cache.groups
     out: dict[int, dict[str, dict[Any, dict[Any, Any]]]] = {}
     live = 0
-    for name, kind, void, namespaced, deadline, by_namespace in copies:
+    for name, kind, void, namespaced, deadline in copies:
         if void:
             keys = list(void)
             live += len(keys)
@@ -169,11 +162,11 @@ def _group(
             for kg, b in enumerate(buckets):
                 if b:
                     out.setdefault(kg, {}).setdefault(name, {})[None] = b
-        ns_buckets: list[dict[Any, dict[Any, Any]] | None] = [None] * max_parallelism
         if namespaced:
             cks = list(namespaced)
             live += len(cks)
             kgs = groups([ck[0] for ck in cks])
+            ns_buckets: list[dict[Any, dict[Any, Any]] | None] = [None] * max_parallelism
             for ck, kg, v in zip(cks, kgs, namespaced.values()):
                 if deadline is not None:
                     v = unexpired(kind, v, deadline)
@@ -186,32 +179,9 @@ def _group(
                 if t is None:
                     t = nb[ck[1]] = {}
                 t[ck[0]] = v
-        for ns, entries in (by_namespace or {}).items():
-            keys = list(entries)
-            live += len(keys)
-            per_kg: list[dict[Any, Any] | None] = [None] * max_parallelism
-            for k, kg, v in zip(keys, groups(keys), entries.values()):
-                if deadline is not None:
-                    v = unexpired(kind, v, deadline)
-                    if v is None:
-                        continue
-                t = per_kg[kg]
-                if t is None:
-                    t = per_kg[kg] = {}
-                t[k] = v
-            for kg, t in enumerate(per_kg):
-                if t:
-                    nb = ns_buckets[kg]
-                    if nb is None:
-                        nb = ns_buckets[kg] = {}
-                    same_ns = nb.get(ns)
-                    if same_ns is None:
-                        nb[ns] = t
-                    else:
-                        same_ns.update(t)
-        for kg, nb in enumerate(ns_buckets):
-            if nb:
-                out.setdefault(kg, {}).setdefault(name, {}).update(nb)
+            for kg, nb in enumerate(ns_buckets):
+                if nb:
+                    out.setdefault(kg, {}).setdefault(name, {}).update(nb)
     cache.trim(live)
     return out
 
@@ -316,49 +286,18 @@ class HeapKeyedStateBackend(AbstractKeyedStateBackend):
     # -- snapshot / restore ----------------------------------------------------------------
     def snapshot(self, checkpoint_id: int) -> KeyedStateSnapshot:
         """Copy all state (see the module docstring); grouping by key group is lazy."""
-        return self.snapshot_with_namespaces(checkpoint_id, {})
-
-    def snapshot_with_namespaces(
-        self, checkpoint_id: int, extra: dict[str, dict[Any, dict[Any, Any]]]
-    ) -> KeyedStateSnapshot:
-        """Like :meth:`snapshot`, with more entries of value states held outside the
-        tables.
-
-        The window fast path keeps its contents as ``{window: {key: accumulator}}``
-        instead of in the ``(key, window)`` table; passing them here writes them into the
-        snapshot exactly as if they were in the table (same format), without building
-        that table. Each inner dict is copied now (``dict.copy``, C speed), so the caller
-        may keep mutating it.
-
-        Args:
-            checkpoint_id: the checkpoint.
-            extra: state name -> ``{namespace: {key: value}}``; the state must be a
-                registered value state without TTL.
-
-        Raises:
-            InvalidProgramError: a name in ``extra`` is not such a state.
-        """
         now = self.clock()
         copies: list[_Copied] = []
         for name, t in self._tables.items():
-            by_ns = extra.get(name)
-            if not t.void and not t.namespaced and not by_ns:
+            if not t.void and not t.namespaced:
                 continue
             kind = self._metas[name].kind
             copy = _container_copy(kind)
             policy = self._policies.get(name)
             deadline = now - policy.ttl_ms if policy is not None and policy.full_snapshot else None
-            if by_ns and (kind != VALUE or policy is not None):
-                msg = f"state {name!r} is not a value state without TTL"
-                raise InvalidProgramError(msg)
-            copies.append((
-                name, kind, _copy_table(t.void, copy), _copy_table(t.namespaced, copy),
-                deadline, {ns: d.copy() for ns, d in by_ns.items() if d} if by_ns else None,
-            ))
-        unknown = set(extra).difference(self._tables)
-        if any(extra[n] for n in unknown):
-            msg = f"states {sorted(unknown)} are not registered"
-            raise InvalidProgramError(msg)
+            copies.append(
+                (name, kind, _copy_table(t.void, copy), _copy_table(t.namespaced, copy), deadline)
+            )
         return KeyedStateSnapshot(
             encoding="heap",
             checkpoint_id=checkpoint_id,
