@@ -15,7 +15,9 @@
   ship the whole data set to every TaskManager. Wall time includes start-up (and, at p2,
   deployment), as ``env.execute()`` costs. Every run's window results are counted and
   summed, and the digests must agree between the runs with and without checkpoints.
-  Runs alternate off/on, so background load hits both alike; besides the ratio of the
+  After one unmeasured warm-up run (a tenth of the records), runs alternate off/on
+  (off first in even pairs, on first in odd ones) after a full garbage collection each,
+  so background load and collector state hit both alike; besides the ratio of the
   median rates the table gives the range of the per-pair ratios and the ratio of the
   median CPU times (this process plus, at parallelism 2, the TaskManager processes, read
   from ``/proc``), which other processes on the machine disturb much less than wall
@@ -29,6 +31,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -235,9 +238,14 @@ def overhead(n: int, runs: int, parallelisms: list[int], backends: list[str]) ->
                 off: list[Run] = []
                 on: list[Run] = []
                 pids = cluster.pids() if cluster is not None else []
-                for _ in range(runs):  # interleaved: background load hits both alike
-                    off.append(w3_run(data if p == 1 else None, n, p, backend, False, pids))
-                    on.append(w3_run(data if p == 1 else None, n, p, backend, True, pids))
+                # warm-up (not measured): imports, first deployment, the data's first GC
+                w3_run(data[: n // 10] if data is not None else None, n // 10, p, backend,
+                       True, pids)
+                for i in range(runs):  # interleaved: background load hits both alike
+                    for checkpoints in ((False, True) if i % 2 == 0 else (True, False)):
+                        gc.collect()  # every run starts from the same collector state
+                        run = w3_run(data if p == 1 else None, n, p, backend, checkpoints, pids)
+                        (on if checkpoints else off).append(run)
                 digests = {(r.windows, r.records) for r in off + on}
                 assert len(digests) == 1 and next(iter(digests))[1] == n, digests
                 r_off = n / statistics.median(r.seconds for r in off)
