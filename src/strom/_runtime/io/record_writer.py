@@ -9,6 +9,8 @@ of at least ``batch_size`` records arriving at an empty buffer is handed on as i
 from __future__ import annotations
 
 import random
+from itertools import compress
+from operator import not_
 from typing import Any
 
 from strom._graph.partitioner import (
@@ -25,6 +27,9 @@ from strom.errors import TaskError, UnhashableKeyError, UserFunctionError
 __all__ = ["RecordWriter"]
 
 _ROUTE_CACHE_MAX = 1 << 16  # keys whose channel is remembered per writer (bounds memory)
+# key types whose channel may be cached: stable_hash follows Python equality for them, so
+# keys that are the same dict entry (1, 1.0, True) always share a key group anyway
+_CACHEABLE_KEYS = frozenset((int, str, bytes, float, bool))
 
 
 class RecordWriter:
@@ -66,8 +71,7 @@ class RecordWriter:
         self.buffered = 0
         self.dirty_since_ms: int | None = None
         self.records_out = 0
-        self._routes: dict[type, dict[Any, int]] = {str: {}, int: {}, bytes: {}}
-        self._routes_size = 0
+        self._routes: dict[Any, int] = {}
         self._rr = start_channel % n if n else 0
         if n == 1:
             self.emit = self._emit_single  # type: ignore[method-assign]
@@ -136,6 +140,17 @@ class RecordWriter:
         self, targets: list[int], values: list[Any], timestamps: list[Any] | None
     ) -> None:
         n = len(self.channels)
+        if n == 2:  # the common case: C-level passes instead of a Python loop
+            sel0 = list(map(not_, targets))
+            for ch, sel in ((0, sel0), (1, targets)):
+                part = list(compress(values, sel))
+                if part:
+                    self._append(
+                        ch,
+                        part,
+                        None if timestamps is None else list(compress(timestamps, sel)),
+                    )
+            return
         parts: list[list[Any]] = [[] for _ in range(n)]
         if timestamps is None:
             for t, v in zip(targets, values):
@@ -153,8 +168,6 @@ class RecordWriter:
                     self._append(ch, parts[ch], tparts[ch])
 
     def _emit_keyed(self, values: list[Any], timestamps: list[Any] | None) -> None:
-        from strom._runtime.key_groups import channel_indices
-
         self.records_out += len(values)
         p = self.partitioner
         assert isinstance(p, KeyGroupStreamPartitioner) and p.key_selector is not None
@@ -163,23 +176,32 @@ class RecordWriter:
         except Exception as e:
             raise self._key_error(UserFunctionError, f"{type(e).__name__}: {e} "
                                   "(raised by the key selector of key_by)") from e
-        routes = self._routes
         try:
             # hot keys repeat: look their channel up instead of re-hashing every record
-            # (str/int/bytes keys only, per exact type, so 1 and 1.0 never share an entry)
-            targets = [routes[type(k)][k] for k in keys]
+            targets = list(map(self._routes.__getitem__, keys))
         except (KeyError, TypeError):
-            try:
-                targets = channel_indices(keys, self.max_parallelism, len(self.channels))
-            except TypeError as e:
-                raise self._key_error(UnhashableKeyError, f"invalid key: {e}") from e
-            if self._routes_size < _ROUTE_CACHE_MAX:
-                for k, t in zip(keys, targets):
-                    cache = routes.get(type(k))
-                    if cache is not None and k not in cache:
-                        cache[k] = t
-                        self._routes_size += 1
+            targets = self._route_slow(keys)
         self._scatter(targets, values, timestamps)
+
+    def _route_slow(self, keys: list[Any]) -> list[int]:
+        """Channels of a batch with keys missing from the route cache (or unhashable)."""
+        from strom._runtime.key_groups import channel_indices
+
+        try:
+            targets = channel_indices(keys, self.max_parallelism, len(self.channels))
+        except TypeError as e:
+            raise self._key_error(UnhashableKeyError, f"invalid key: {e}") from e
+        routes = self._routes
+        room = _ROUTE_CACHE_MAX - len(routes)
+        if room > 0:
+            cacheable = _CACHEABLE_KEYS
+            for k, t in zip(keys, targets):
+                if type(k) in cacheable and k not in routes:
+                    routes[k] = t
+                    room -= 1
+                    if room == 0:
+                        break
+        return targets
 
     def _key_error(self, cls: type[TaskError], msg: str) -> TaskError:
         return cls(msg, operator_uid=self.target_uid, operator_name=self.target_name,
