@@ -166,14 +166,21 @@ class JobCheckpointing:
         if self.coordinator is not None:
             self.coordinator.abort_all(CheckpointFailureReason.JOB_FAILOVER_REGION)
             self._aborted_savepoints()
-        with self._lock:
-            self._events.clear()
+        self._drop_attempt_events()
         if self.writer is not None and self.writer.flush():
             # the attempt's tasks are closed and their uploads done: remove what the
             # aborted checkpoints left (directories, shared files nobody references)
             self.cleanup_orphans()
-            with self._lock:
-                self._events.clear()  # acknowledgements of the aborted checkpoints
+            self._drop_attempt_events()  # acknowledgements of the aborted checkpoints
+
+    def _drop_attempt_events(self) -> None:
+        """Forget queued events of the ended attempt (acknowledgements, declines), but keep
+        savepoint requests: they run against the next attempt, or answer that the job is
+        not running, so no caller waits forever."""
+        with self._lock:
+            kept = [e for e in self._events if getattr(e, "survives_failover", False)]
+            self._events.clear()
+            self._events.extend(kept)
 
     # -- task callbacks (any thread) ------------------------------------------------------
     def snapshot_taken(self, task_key: TaskKey, checkpoint_id: int,
@@ -309,6 +316,7 @@ class JobCheckpointing:
             self._savepoint_callbacks[p.checkpoint_id] = on_done
             self._start(p)
 
+        start.survives_failover = True  # type: ignore[attr-defined]
         self._post(start)
 
     def _completed(self, done: CompletedCheckpoint) -> None:
@@ -343,7 +351,14 @@ class JobCheckpointing:
             self.final_checkpoint_id = None
 
     def close(self, retain: bool) -> None:
-        """Stop: abort pending; keep the retained checkpoints unless ``retain`` is False."""
+        """Stop: abort pending; keep the retained checkpoints unless ``retain`` is False.
+        Savepoint requests still queued are answered with an error."""
+        self.target = None
+        with self._lock:
+            leftover = [e for e in self._events if getattr(e, "survives_failover", False)]
+            self._events.clear()
+        for start in leftover:
+            start()  # with no target: on_done(None, "the job is not running")
         if self.coordinator is not None:
             self.coordinator.stop(retain)
         if self.writer is not None:
