@@ -28,6 +28,7 @@ from strom.datastream.window import TimeWindow, TumblingEventTimeWindows
 __all__ = ["FastEventTimeWindows"]
 
 _MISSING = object()
+_NO_WATERMARK = -(2**64)  # below every watermark
 
 
 def _first(t: tuple[Any, ...]) -> Any:
@@ -73,6 +74,16 @@ class FastEventTimeWindows:
         self.to_fire: list[tuple[int, int, int]] = []  # (max_ts, start, end)
         self.to_clean: list[tuple[int, int, int]] = []  # (cleanup_ts, start, end)
         self.fired: set[TimeWindow] = set()
+        # After a restore the watermark starts again from its minimum, so a record may
+        # reach a window that fired before the checkpoint while the watermark is still
+        # before its end. As on the generic path (the trigger registers that key's
+        # end-of-window timer again), the key fires again when the watermark reaches the
+        # end: refire holds those keys per window (in arrival order), to_refire the
+        # windows by end; refire_until is the latest end of a restored fired window
+        # (no such record is possible once the watermark passed it).
+        self.refire: dict[TimeWindow, dict[Any, None]] = {}
+        self.to_refire: list[tuple[int, int, int]] = []  # (max_ts, start, end)
+        self.refire_until = _NO_WATERMARK
 
     # -- records --------------------------------------------------------------------------
     def _open_window(self, w: TimeWindow, max_ts: int) -> dict[Any, Any]:
@@ -124,6 +135,9 @@ class FastEventTimeWindows:
                 d = self.windows.get(w)
                 if d is None:
                     d = self._open_window(w, max_ts)
+                elif max_ts > wm and w in self.fired:  # after a restore (not cached)
+                    self._refire_later(v, key_of(v), w, max_ts, d)
+                    continue
                 e = cache[start] = (w, max_ts, d)
             w, max_ts, d = e
             if max_ts <= wm:
@@ -151,6 +165,7 @@ class FastEventTimeWindows:
     ) -> None:
         assign = self.assigner.assign_windows
         add, create, reduce_fn = self.add, self.create, self.reduce_fn
+        restored_fired = wm < self.refire_until
         for v, t in zip(values, timestamps):
             k = key_of(v)
             assigned = False
@@ -163,6 +178,9 @@ class FastEventTimeWindows:
                 d = self.windows.get(w)
                 if d is None:
                     d = self._open_window(w, max_ts)
+                elif restored_fired and w in self.fired:
+                    self._refire_later(v, k, w, max_ts, d)
+                    continue
                 acc = d.get(k, _MISSING)
                 if acc is _MISSING:
                     d[k] = add(v, create()) if add is not None else v  # type: ignore[misc]
@@ -190,9 +208,25 @@ class FastEventTimeWindows:
         self.emit(k, w, new)
         return True
 
+    def _refire_later(self, v: Any, k: Any, w: TimeWindow, max_ts: int,
+                      d: dict[Any, Any]) -> None:
+        """A record for a window that fired before a restore, the watermark not yet at
+        its end: update, and fire that key again when the watermark reaches the end."""
+        acc = d.get(k, _MISSING)
+        if acc is _MISSING:
+            d[k] = self.add(v, self.create()) if self.add is not None else v  # type: ignore[misc]
+        else:
+            d[k] = self.add(v, acc) if self.add is not None else self.reduce_fn(acc, v)  # type: ignore[misc]
+        keys = self.refire.get(w)
+        if keys is None:
+            keys = self.refire[w] = {}
+            heapq.heappush(self.to_refire, (max_ts, w[0], w[1]))
+        keys[k] = None
+
     # -- time -----------------------------------------------------------------------------
     def advance(self, wm: int) -> None:
-        """Fire every window whose end passed, then drop windows past their lateness."""
+        """Fire every window whose end passed (and keys of restored fired windows that
+        must fire again), then drop windows past their lateness."""
         to_fire = self.to_fire
         while to_fire and to_fire[0][0] <= wm:
             _max_ts, start, end = heapq.heappop(to_fire)
@@ -204,6 +238,16 @@ class FastEventTimeWindows:
                 self.fired.add(w)
             else:
                 self._drop(w)
+        to_refire = self.to_refire
+        while to_refire and to_refire[0][0] <= wm:
+            _max_ts, start, end = heapq.heappop(to_refire)
+            w = TimeWindow(start, end)
+            keys = self.refire.pop(w, None)
+            d = self.windows.get(w)
+            if keys and d is not None:
+                for k in keys:
+                    if k in d:
+                        self.emit(k, w, d[k])
         to_clean = self.to_clean
         while to_clean and to_clean[0][0] <= wm:
             _t, start, end = heapq.heappop(to_clean)
@@ -212,6 +256,7 @@ class FastEventTimeWindows:
     def _drop(self, w: TimeWindow) -> None:
         self.windows.pop(w, None)
         self.fired.discard(w)
+        self.refire.pop(w, None)
         e = self.cache.get(w[0])
         if e is not None and e[0] == w:
             del self.cache[w[0]]
@@ -236,24 +281,42 @@ class FastEventTimeWindows:
             max_ts = w[1] - 1
             if w not in fired:
                 groups.append((max_ts, w, keys))
+            else:
+                again = self.refire.get(w)
+                if again:
+                    groups.append((max_ts, w, [k for k in again if k in d]))
             if lateness:
                 groups.append((max_ts + lateness, w, keys))
         groups.sort(key=_first)
         return self.windows, groups
 
     def load(self, table: dict[Any, Any], timers: list[tuple[int, Any, Any]]) -> None:
-        """Take over restored contents (emptying ``table``) and their timers."""
-        pending = {w for ts, _k, w in timers if ts == w[1] - 1}
+        """Take over restored contents (emptying ``table``) and their timers.
+
+        A window whose keys all have their end-of-window timer has not fired; any other
+        window has fired (it is kept for its allowed lateness), and those of its keys that
+        have an end-of-window timer fire again at its end (the generic path registered it
+        again for a record that arrived after an earlier restore).
+        """
+        ends: dict[TimeWindow, dict[Any, None]] = {}
+        for ts, k, w in timers:
+            if ts == w[1] - 1:
+                ends.setdefault(TimeWindow(w[0], w[1]), {})[k] = None
+        by_window: dict[TimeWindow, dict[Any, Any]] = {}
         for (k, w), acc in table.items():
-            w = TimeWindow(w[0], w[1])
-            d = self.windows.get(w)
-            if d is None:
-                max_ts = w[1] - 1
-                if w in pending:
-                    d = self._open_window(w, max_ts)
-                else:
-                    d = self.windows[w] = {}
-                    self.fired.add(w)
-                    heapq.heappush(self.to_clean, (max_ts + self.lateness, w[0], w[1]))
-            d[k] = acc
+            by_window.setdefault(TimeWindow(w[0], w[1]), {})[k] = acc
         table.clear()
+        for w, d in by_window.items():
+            max_ts = w[1] - 1
+            e = ends.get(w, {})
+            if e and all(k in e for k in d):
+                self._open_window(w, max_ts).update(d)
+                continue
+            self.windows[w] = d
+            self.fired.add(w)
+            heapq.heappush(self.to_clean, (max_ts + self.lateness, w[0], w[1]))
+            self.refire_until = max(self.refire_until, max_ts)
+            again = [k for k in e if k in d]
+            if again:
+                self.refire[w] = dict.fromkeys(again)
+                heapq.heappush(self.to_refire, (max_ts, w[0], w[1]))
