@@ -9,12 +9,15 @@ window). Semantics are those of the generic path, lateness included: a record fo
 window that already fired but is within the allowed lateness updates it and fires that
 key's result again at once; later records go to the late side output.
 
-Snapshots use the generic format (keyed state ``(key, window) -> accumulator`` in the
-``window-contents`` state plus one event-time timer per key and window), so a job can be
-restored on either path, or on RocksDB. They are taken without building those per-entry
-objects: the heap backend groups the per-window dicts by key group directly
-(``snapshot_with_namespaces``) and the timers are written grouped by timestamp and window
-(``event_groups`` of the timer snapshot format version 2, see ``InternalTimerService``).
+Snapshots hold the per-window dicts as they are (the operator's ``window_contents``) and
+the timers the generic path would hold (the end-of-window timer of every key of a window
+that has not fired, and the cleanup timer with allowed lateness) grouped per timestamp and
+window (``event_groups`` of the timer snapshot format version 2, see
+``InternalTimerService``), so no object is built per key and window at a checkpoint. Either
+path restores either form, on either backend (``WindowOperator`` moves restored contents
+into keyed state on the generic path). After a restore the watermark starts again from its
+minimum; a record for a window that fired before the checkpoint then fires its key again
+when the watermark reaches the window end, as the generic path's re-registered timer does.
 """
 
 from __future__ import annotations
