@@ -52,10 +52,11 @@ from typing import Any
 
 import rocksdict
 
-from strom._runtime.key_groups import KeyGroupRange, stable_hash
+from strom._runtime.key_groups import KeyGroupRange, key_groups_of, stable_hash
 from strom._state.backend import AbstractKeyedStateBackend, Clock
 from strom._state.key_layout import (
     KEY_SERIALIZER,
+    VOID_NAMESPACE_BYTES,
     decode_entries,
     key_group_prefix,
     key_part,
@@ -369,18 +370,25 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         )
 
     def create_native_checkpoint(
-        self, checkpoint_id: int, target_dir: str
+        self, checkpoint_id: int, target_dir: str, flush_write_cache: bool = True
     ) -> RocksDBNativeSnapshot:
         """Take a RocksDB checkpoint into ``target_dir`` (which must not exist yet).
 
         SST files are hard-linked (copied across filesystems), so this is fast and the
         files can be uploaded incrementally. TTL full-snapshot cleanup does not apply.
 
+        Args:
+            checkpoint_id: the checkpoint.
+            target_dir: where to create it.
+            flush_write_cache: write the Python write caches' dirty entries to RocksDB
+                first (False: the caller snapshots them itself).
+
         Raises:
             OSError, Exception: RocksDB could not create the checkpoint.
         """
         self._check_open()
-        self.flush_caches()
+        if flush_write_cache:
+            self.flush_caches()
         self._db.flush()
         rocksdict.Checkpoint(self._db).create_checkpoint(target_dir)
         return RocksDBNativeSnapshot(
@@ -406,7 +414,13 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         """
         target = f"{self.path}.chk-{checkpoint_id}"
         shutil.rmtree(target, ignore_errors=True)  # a retaken checkpoint id after a failure
-        native = self.create_native_checkpoint(checkpoint_id, target)
+        native = self.create_native_checkpoint(checkpoint_id, target, flush_write_cache=False)
+        cached: dict[str, tuple[dict[Any, Any], dict[Any, Any]]] = {}
+        for name, st in self._states.items():
+            if isinstance(st, RocksDBValueState):
+                vdirty, ndirty = st.dirty_entries()
+                if vdirty or ndirty:
+                    cached[name] = (vdirty, ndirty)
         shared: dict[str, str] = {}
         private: dict[str, str] = {}
         for f in native.files:
@@ -423,6 +437,7 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
             shared=shared,
             private=private,
             backend_id=self.backend_id,
+            cached=cached,
         )
         return NativeCheckpointUpload(target, handle, self.upload_history)
 
@@ -522,7 +537,44 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
                 self._seq = max(self._seq, h.sequence)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
+        for h in handles:  # the write caches' entries are newer than the RocksDB files
+            self._apply_cached(h)
         self._written = True
+
+    def _apply_cached(self, h: IncrementalKeyedStateHandle) -> None:
+        """Write a handle's cached (not yet flushed) entries of this range to RocksDB."""
+        cached = getattr(h, "cached", None)
+        if not cached:
+            return
+        mine = self.key_group_range
+        maxp = self.max_parallelism
+        for name, (vdirty, ndirty) in cached.items():
+            source = h.states[name]
+            self._restore_meta(source)
+            ser = source.entry_value_serializer().serialize
+            convert = _converter(source, self._metas[name])
+            _, cfh = self._column_family(name)
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for dirty, void in ((vdirty, True), (ndirty, False)):
+                if not dirty:
+                    continue
+                cache_keys = list(dirty)
+                keys = cache_keys if void else [ck[0] for ck in cache_keys]
+                for ck, key, kg, v in zip(
+                    cache_keys, keys, key_groups_of(keys, maxp), dirty.values()
+                ):
+                    if kg not in mine:
+                        continue
+                    entry = key_part(kg, key) + (
+                        VOID_NAMESPACE_BYTES if void else self.namespace_bytes(ck[1])
+                    )
+                    if v is None:
+                        batch.delete(entry, cfh)
+                    else:
+                        data = ser(v)
+                        batch.put(entry, data if convert is None else convert(data), cfh)
+            self.write_batch(batch)
+        self._invalidate_caches()
 
     def _adopt(self, h: IncrementalKeyedStateHandle) -> None:
         """Make the downloaded checkpoint the working DB (nothing was written yet) and

@@ -210,6 +210,12 @@ class RocksDBValueState(_RocksDBState, ValueState[Any]):
             clean.update(dirty)
             dirty.clear()
 
+    def dirty_entries(self) -> tuple[dict[Any, Any], dict[tuple[Any, Any], Any]]:
+        """Copies of the dirty cache: ``({key: value}, {(key, namespace): value})``, a value
+        of None meaning a pending delete. Values are replaced, never mutated, by
+        ``update()``, so shallow copies are a consistent snapshot of what RocksDB lacks."""
+        return dict(self._vdirty), dict(self._ndirty)
+
     def invalidate(self) -> None:
         """Forget the clean cache (RocksDB was changed behind it); dirty entries stay."""
         self._vclean.clear()
