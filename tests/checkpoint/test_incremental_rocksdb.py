@@ -451,7 +451,7 @@ def test_cached_deletes_and_window_namespaces_restore_exactly(tmp_path: Path) ->
                 if owned(b, k):
                     b.set_current_key(k)
                     value.update(f"x{k}")
-            cached = b._states["v"].dirty_entries()[0]  # type: ignore[attr-defined]
+            cached = b._states["v"].dirty_entries(b.namespace_bytes)[0]  # type: ignore[attr-defined]
             assert any(v is None for v in cached.values())  # the test covers deletes
         h.checkpoint()
         snaps = restored_handles(h, 2)

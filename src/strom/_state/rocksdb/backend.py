@@ -415,10 +415,10 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         target = f"{self.path}.chk-{checkpoint_id}"
         shutil.rmtree(target, ignore_errors=True)  # a retaken checkpoint id after a failure
         native = self.create_native_checkpoint(checkpoint_id, target, flush_write_cache=False)
-        cached: dict[str, tuple[dict[Any, Any], dict[Any, Any]]] = {}
+        cached: dict[str, tuple[dict[Any, Any], list[tuple[Any, bytes, Any]]]] = {}
         for name, st in self._states.items():
             if isinstance(st, RocksDBValueState):
-                vdirty, ndirty = st.dirty_entries()
+                vdirty, ndirty = st.dirty_entries(self.namespace_bytes)
                 if vdirty or ndirty:
                     cached[name] = (vdirty, ndirty)
         shared: dict[str, str] = {}
@@ -555,24 +555,25 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
             convert = _converter(source, self._metas[name])
             _, cfh = self._column_family(name)
             batch = rocksdict.WriteBatch(raw_mode=True)
-            for dirty, void in ((vdirty, True), (ndirty, False)):
-                if not dirty:
+            keys = list(vdirty)
+            rows: list[tuple[Any, int, bytes, Any]] = [
+                (k, kg, VOID_NAMESPACE_BYTES, v)
+                for k, kg, v in zip(keys, key_groups_of(keys, maxp), vdirty.values())
+            ]
+            nkeys = [e[0] for e in ndirty]
+            rows += [
+                (k, kg, e[1], e[2])
+                for k, kg, e in zip(nkeys, key_groups_of(nkeys, maxp), ndirty)
+            ]
+            for key, kg, nsb, v in rows:
+                if kg not in mine:
                     continue
-                cache_keys = list(dirty)
-                keys = cache_keys if void else [ck[0] for ck in cache_keys]
-                for ck, key, kg, v in zip(
-                    cache_keys, keys, key_groups_of(keys, maxp), dirty.values()
-                ):
-                    if kg not in mine:
-                        continue
-                    entry = key_part(kg, key) + (
-                        VOID_NAMESPACE_BYTES if void else self.namespace_bytes(ck[1])
-                    )
-                    if v is None:
-                        batch.delete(entry, cfh)
-                    else:
-                        data = ser(v)
-                        batch.put(entry, data if convert is None else convert(data), cfh)
+                entry = key_part(kg, key) + nsb
+                if v is None:
+                    batch.delete(entry, cfh)
+                else:
+                    data = ser(v)
+                    batch.put(entry, data if convert is None else convert(data), cfh)
             self.write_batch(batch)
         self._invalidate_caches()
 

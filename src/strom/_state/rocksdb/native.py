@@ -105,8 +105,9 @@ class IncrementalKeyedStateHandle:
         location: URL of the checkpoint directory holding the state file (set by the
             restore, empty until then); ``shared/`` is its sibling.
         cached: per value-like state name, the entries of its Python write cache that
-            were not written to RocksDB yet: ``({key: value}, {(key, namespace): value})``
-            (None = a pending delete), applied over the RocksDB files on restore. Keeping
+            were not written to RocksDB yet: ``({key: value}, [(key, namespace bytes,
+            value)])`` (None = a pending delete), applied over the RocksDB files on
+            restore. Keeping
             them out of RocksDB at the checkpoint spares a flush of every dirty entry
             (most of them short-lived window contents) once per checkpoint.
         format_version: :data:`~strom._state.snapshot.KEYED_SNAPSHOT_VERSION`.
@@ -124,7 +125,9 @@ class IncrementalKeyedStateHandle:
     location: str = ""
     format_version: int = KEYED_SNAPSHOT_VERSION
     encoding: str = INCREMENTAL_ENCODING
-    cached: dict[str, tuple[dict[Any, Any], dict[Any, Any]]] = field(default_factory=dict)
+    cached: dict[str, tuple[dict[Any, Any], list[tuple[Any, bytes, Any]]]] = field(
+        default_factory=dict
+    )
 
     def remote_files(self) -> dict[str, str]:
         """Local file name -> URL of every file of this checkpoint.

@@ -210,11 +210,17 @@ class RocksDBValueState(_RocksDBState, ValueState[Any]):
             clean.update(dirty)
             dirty.clear()
 
-    def dirty_entries(self) -> tuple[dict[Any, Any], dict[tuple[Any, Any], Any]]:
-        """Copies of the dirty cache: ``({key: value}, {(key, namespace): value})``, a value
-        of None meaning a pending delete. Values are replaced, never mutated, by
-        ``update()``, so shallow copies are a consistent snapshot of what RocksDB lacks."""
-        return dict(self._vdirty), dict(self._ndirty)
+    def dirty_entries(
+        self, namespace_bytes: Any
+    ) -> tuple[dict[Any, Any], list[tuple[Any, bytes, Any]]]:
+        """A copy of the dirty cache: ``({key: value}, [(key, namespace bytes, value)])``,
+        a value of None meaning a pending delete. Namespaces are given as their entry-key
+        bytes (``namespace_bytes(namespace)``, memoized by the backend), which pickle far
+        faster than window objects. Values are replaced, never mutated, by ``update()``,
+        so this is a consistent snapshot of what RocksDB lacks."""
+        return dict(self._vdirty), [
+            (ck[0], namespace_bytes(ck[1]), v) for ck, v in self._ndirty.items()
+        ]
 
     def invalidate(self) -> None:
         """Forget the clean cache (RocksDB was changed behind it); dirty entries stay."""
