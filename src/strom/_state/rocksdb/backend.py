@@ -415,12 +415,12 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         target = f"{self.path}.chk-{checkpoint_id}"
         shutil.rmtree(target, ignore_errors=True)  # a retaken checkpoint id after a failure
         native = self.create_native_checkpoint(checkpoint_id, target, flush_write_cache=False)
-        cached: dict[str, tuple[dict[Any, Any], list[tuple[Any, bytes, Any]]]] = {}
+        cached: dict[str, tuple[dict[Any, Any], list[Any], list[bytes], list[Any]]] = {}
         for name, st in self._states.items():
             if isinstance(st, RocksDBValueState):
-                vdirty, ndirty = st.dirty_entries(self.namespace_bytes)
-                if vdirty or ndirty:
-                    cached[name] = (vdirty, ndirty)
+                entries = st.dirty_entries(self.namespace_bytes)
+                if entries[0] or entries[1]:
+                    cached[name] = entries
         shared: dict[str, str] = {}
         private: dict[str, str] = {}
         for f in native.files:
@@ -548,7 +548,7 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
             return
         mine = self.key_group_range
         maxp = self.max_parallelism
-        for name, (vdirty, ndirty) in cached.items():
+        for name, (vdirty, nkeys, nsbytes, nvalues) in cached.items():
             source = h.states[name]
             self._restore_meta(source)
             ser = source.entry_value_serializer().serialize
@@ -560,11 +560,7 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
                 (k, kg, VOID_NAMESPACE_BYTES, v)
                 for k, kg, v in zip(keys, key_groups_of(keys, maxp), vdirty.values())
             ]
-            nkeys = [e[0] for e in ndirty]
-            rows += [
-                (k, kg, e[1], e[2])
-                for k, kg, e in zip(nkeys, key_groups_of(nkeys, maxp), ndirty)
-            ]
+            rows += zip(nkeys, key_groups_of(nkeys, maxp), nsbytes, nvalues)
             for key, kg, nsb, v in rows:
                 if kg not in mine:
                     continue

@@ -105,9 +105,9 @@ class IncrementalKeyedStateHandle:
         location: URL of the checkpoint directory holding the state file (set by the
             restore, empty until then); ``shared/`` is its sibling.
         cached: per value-like state name, the entries of its Python write cache that
-            were not written to RocksDB yet: ``({key: value}, [(key, namespace bytes,
-            value)])`` (None = a pending delete), applied over the RocksDB files on
-            restore. Keeping
+            were not written to RocksDB yet: ``({key: value}, keys, namespace bytes,
+            values)``, the last three parallel lists of the namespaced entries (None = a
+            pending delete), applied over the RocksDB files on restore. Keeping
             them out of RocksDB at the checkpoint spares a flush of every dirty entry
             (most of them short-lived window contents) once per checkpoint.
         format_version: :data:`~strom._state.snapshot.KEYED_SNAPSHOT_VERSION`.
@@ -125,7 +125,7 @@ class IncrementalKeyedStateHandle:
     location: str = ""
     format_version: int = KEYED_SNAPSHOT_VERSION
     encoding: str = INCREMENTAL_ENCODING
-    cached: dict[str, tuple[dict[Any, Any], list[tuple[Any, bytes, Any]]]] = field(
+    cached: dict[str, tuple[dict[Any, Any], list[Any], list[bytes], list[Any]]] = field(
         default_factory=dict
     )
 

@@ -212,15 +212,21 @@ class RocksDBValueState(_RocksDBState, ValueState[Any]):
 
     def dirty_entries(
         self, namespace_bytes: Any
-    ) -> tuple[dict[Any, Any], list[tuple[Any, bytes, Any]]]:
-        """A copy of the dirty cache: ``({key: value}, [(key, namespace bytes, value)])``,
-        a value of None meaning a pending delete. Namespaces are given as their entry-key
-        bytes (``namespace_bytes(namespace)``, memoized by the backend), which pickle far
-        faster than window objects. Values are replaced, never mutated, by ``update()``,
-        so this is a consistent snapshot of what RocksDB lacks."""
-        return dict(self._vdirty), [
-            (ck[0], namespace_bytes(ck[1]), v) for ck, v in self._ndirty.items()
-        ]
+    ) -> tuple[dict[Any, Any], list[Any], list[bytes], list[Any]]:
+        """A copy of the dirty cache: ``({key: value}, keys, namespace bytes, values)``, the
+        last three parallel lists of the namespaced entries; a value of None means a
+        pending delete. Namespaces are given as their entry-key bytes
+        (``namespace_bytes(namespace)``, memoized by the backend, so equal windows share
+        one bytes object), which pickle far faster than window objects. Values are
+        replaced, never mutated, by ``update()``, so this is a consistent snapshot of what
+        RocksDB lacks."""
+        nd = self._ndirty
+        return (
+            dict(self._vdirty),
+            [ck[0] for ck in nd],
+            [namespace_bytes(ck[1]) for ck in nd],
+            list(nd.values()),
+        )
 
     def invalidate(self) -> None:
         """Forget the clean cache (RocksDB was changed behind it); dirty entries stay."""
