@@ -139,9 +139,13 @@ def test_job_cluster_leaves_no_process_behind(no_session_cluster: None) -> None:
 
 SCRIPT = textwrap.dedent(
     """
+    import faulthandler
+    import signal
     import sys
     from strom.datastream import StreamExecutionEnvironment
     from strom.testing import TestingSink
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks if the test times out
 
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(2)
@@ -160,10 +164,12 @@ SCRIPT = textwrap.dedent(
 def test_ctrl_c_cancels_and_leaves_no_process_behind(tmp_path: Path) -> None:
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=err, text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "started"
@@ -175,7 +181,14 @@ def test_ctrl_c_cancels_and_leaves_no_process_behind(tmp_path: Path) -> None:
         assert len(tree) >= 3, tree
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 130
+        try:
+            rc = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # faulthandler: every thread's stack
+            time.sleep(1)
+            pytest.fail("Ctrl-C did not end the job within 15 s; client stacks:\n"
+                        + stderr.read_text()[-20000:])
+        assert rc == 130, stderr.read_text()[-5000:]
         assert "interrupted" in proc.stdout.read()
     finally:
         if proc.poll() is None:
