@@ -145,6 +145,9 @@ SCRIPT = textwrap.dedent(
     from strom.datastream import StreamExecutionEnvironment
     from strom.testing import TestingSink
 
+    # a terminal's Ctrl-C: a parent that runs us in the background (bash without job
+    # control, nohup ... &) hands SIGINT down ignored, and Python then keeps ignoring it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks if the test times out
 
     env = StreamExecutionEnvironment.get_execution_environment()

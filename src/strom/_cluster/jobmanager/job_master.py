@@ -94,6 +94,7 @@ __all__ = ["JobMaster", "TaskManagerLost"]
 
 logger = logging.getLogger(__name__)
 
+_EXIT_DESCRIPTION_WAIT_S = 0.5  # how long a loss report waits for the exit status
 _TICK_S = 0.01  # loop period when idle: bounds enumerator call_async latency
 _DEPLOY_TIMEOUT_S = 120.0  # opening operators may connect to external systems
 _RELEASE_TIMEOUT_S = 5.0  # TaskManagers close their tasks; then we stop waiting
@@ -649,6 +650,11 @@ class JobMaster:
                 for ev in eg.vertices.values()
                 if ev.tm_id == h.tm_id and ev.state is not ExecutionState.FINISHED
             ]
+        # the connection's reader marks the handle dead before it learns the exit status
+        # from the launcher (milliseconds later): wait briefly, so the message says how
+        deadline = time.monotonic() + _EXIT_DESCRIPTION_WAIT_S
+        while h.exit_description is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         how = h.exit_description or "was lost"
         msg = f"{h.describe()} {how}"
         if running:
