@@ -3,7 +3,8 @@
 ``python -m benchmarks.parallel [--records N]`` prints:
 
 - the keyed running sum over N records (default 4,000,000) at parallelism 1 (in-process)
-  and 2 (MiniCluster with 2 TaskManager processes), records/s and the speed-up; the job:
+  and 2 (MiniCluster with 2 TaskManager processes), records/s and the speed-up, then the
+  same on an already started cluster with CPU seconds per record; the job:
   ``from_sequence(1, N) -> map(x -> (x % 1000, x)) -> key_by -> reduce(sum)`` (every
   update emitted) ``-> count`` into an accumulator ``-> discard``. Wall time includes
   cluster start-up and deployment (the figures are what ``env.execute()`` costs);
@@ -147,6 +148,46 @@ def channel_throughput(batches: int) -> tuple[float, float]:
     return records / dt, nbytes / dt / 1e6
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of processes (Linux ``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def warm_cluster_figures(n: int) -> None:
+    """p1 in process and p2 on an already started MiniCluster (no start-up in the time),
+    with the CPU seconds per record of the processes doing the work."""
+    from strom._cluster.minicluster import MiniCluster
+    from strom._executors.cluster import use_session_cluster
+
+    cluster = MiniCluster(2).start()
+    use_session_cluster(cluster)
+    try:
+        pids = cluster.pids()
+        running_sum(1000, 2)  # deploy once: imports and caches are warm
+        cpu: dict[int, float] = {}
+        wall: dict[int, float] = {}
+        for p in (1, 2):
+            c0, t0 = time.process_time(), _cpu_seconds(pids)
+            wall[p], _ = running_sum(n, p)
+            cpu[p] = time.process_time() - c0 + _cpu_seconds(pids) - t0
+            print(f"  warm, p={p}: {wall[p]:.2f} s, {n / wall[p]:,.0f} rec/s, "
+                  f"{1e9 * cpu[p] / n:,.0f} ns CPU per record (client + TaskManagers)")
+        print(f"  warm speed-up p2/p1: {wall[1] / wall[2]:.2f}x; CPU per record p2/p1: "
+              f"{cpu[2] / cpu[1]:.2f} (2 cores bound the speed-up by 2 / that)")
+    finally:
+        use_session_cluster(None)
+        cluster.shutdown()
+
+
 def main() -> None:
     """Print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -171,6 +212,7 @@ def main() -> None:
             rates[p] = n / dt
             print(f"keyed running sum, {n:,} records, p={p}: {dt:.2f} s, {n / dt:,.0f} rec/s")
         print(f"speed-up p2/p1: {rates[2] / rates[1]:.2f}x")
+        warm_cluster_figures(n)
     if args.only in (None, "channel"):
         rps, mbps = channel_throughput(args.batches)
         print(
