@@ -485,3 +485,32 @@ def test_cached_deletes_and_window_namespaces_restore_exactly(tmp_path: Path) ->
                 b.dispose()
         assert got_v == want_v
         assert got_w == want_w
+
+
+def test_incremental_checkpoint_into_the_heap_backend_names_uid_and_savepoint(
+    tmp_path: Path,
+) -> None:
+    """A native RocksDB checkpoint cannot be read by the heap backend: the error names the
+    operator uid and says how to switch backends (a savepoint, as in Flink)."""
+    from strom.datastream import StreamExecutionEnvironment
+    from strom.errors import InvalidProgramError
+    from strom.testing import OneInputOperatorTestHarness
+
+    h = Harness(tmp_path)
+    try:
+        put(h.backends[0], range(0, 300))
+        h.checkpoint()
+        snaps = restored_handles(h, 1)
+    finally:
+        h.close()
+    env = StreamExecutionEnvironment.get_execution_environment()
+    stream = env.from_collection([(1, 1)]).key_by(lambda r: r[0]) \
+        .reduce(lambda a, b: (a[0], a[1] + b[1]))
+    harness = OneInputOperatorTestHarness.for_stream(
+        stream, config={"state.backend": "hashmap"}, uid="running-sum")
+    restored = OneInputOperatorTestHarness.repartition({0: {"keyed": snaps[0]}}, 1)
+    with pytest.raises(InvalidProgramError) as info:
+        harness.initialize_state(restored)
+    message = str(info.value)
+    assert "'running-sum'" in message
+    assert "native RocksDB checkpoint" in message and "savepoint" in message

@@ -193,6 +193,14 @@ def check_keyed_snapshot(snap: Any, max_parallelism: int) -> None:
             or another ``max_parallelism``.
     """
     if not isinstance(snap, KeyedStateSnapshot):
+        if getattr(snap, "encoding", None) in ("rocksdb-incremental", "rocksdb-native"):
+            msg = (
+                "this keyed state is a native RocksDB checkpoint, which only the RocksDB "
+                "backend restores; to change the state backend, take a savepoint "
+                "(strom savepoint JOB_ID DIR, or strom stop JOB_ID --savepoint-path DIR) "
+                "with the old backend and start from it with the new one"
+            )
+            raise InvalidProgramError(msg)
         msg = f"not a keyed state snapshot: {type(snap).__name__}"
         raise InvalidProgramError(msg)
     check_version(snap.format_version, KEYED_SNAPSHOT_VERSION, "a keyed state snapshot")

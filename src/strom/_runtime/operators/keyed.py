@@ -17,7 +17,7 @@ from strom._state.factory import create_keyed_state_backend
 from strom.datastream.functions import KeyedProcessFunction, TimerService
 from strom.datastream.state import ValueStateDescriptor
 from strom.datastream.watermark import TimeDomain
-from strom.errors import UnhashableKeyError
+from strom.errors import InvalidProgramError, UnhashableKeyError
 
 __all__ = ["KeyedProcessOperator", "KeyedTimerService", "StreamGroupedReduce"]
 
@@ -35,7 +35,11 @@ class _KeyedMixin:
             c.config, c.job_id, c.uid, c.subtask_index, c.parallelism, c.max_parallelism
         )
         if self.restored is not None:
-            self.keyed_backend.restore(self.restored.all("keyed"))
+            try:
+                self.keyed_backend.restore(self.restored.all("keyed"))
+            except InvalidProgramError as e:
+                msg = f"cannot restore the keyed state of operator uid {c.uid!r}: {e}"
+                raise type(e)(msg) from e
 
     def _restore_timers(self: Any, timers: InternalTimerService) -> None:
         if self.restored is not None:
