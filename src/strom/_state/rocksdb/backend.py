@@ -52,11 +52,10 @@ from typing import Any
 
 import rocksdict
 
-from strom._runtime.key_groups import KeyGroupRange, key_groups_of, stable_hash
+from strom._runtime.key_groups import KeyGroupRange, stable_hash
 from strom._state.backend import AbstractKeyedStateBackend, Clock
 from strom._state.key_layout import (
     KEY_SERIALIZER,
-    VOID_NAMESPACE_BYTES,
     decode_entries,
     key_group_prefix,
     key_part,
@@ -71,7 +70,13 @@ from strom._state.rocksdb.native import (
     native_checkpoints_enabled,
 )
 from strom._state.rocksdb.options import DEFAULT_WRITE_CACHE_SIZE, db_options, write_options
-from strom._state.rocksdb.states import RocksDBListState, RocksDBMapState, RocksDBValueState
+from strom._state.rocksdb.states import (
+    DirtyEntries,
+    RocksDBListState,
+    RocksDBMapState,
+    RocksDBValueState,
+    put_dirty_entries,
+)
 from strom._state.serializers import decode_varint, encode_varint
 from strom._state.snapshot import (
     KEYED_SNAPSHOT_VERSION,
@@ -415,7 +420,7 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
         target = f"{self.path}.chk-{checkpoint_id}"
         shutil.rmtree(target, ignore_errors=True)  # a retaken checkpoint id after a failure
         native = self.create_native_checkpoint(checkpoint_id, target, flush_write_cache=False)
-        cached: dict[str, tuple[dict[Any, Any], list[Any], list[bytes], list[Any]]] = {}
+        cached: dict[str, DirtyEntries] = {}
         for name, st in self._states.items():
             if isinstance(st, RocksDBValueState):
                 entries = st.dirty_entries(self.namespace_bytes)
@@ -548,28 +553,16 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
             return
         mine = self.key_group_range
         maxp = self.max_parallelism
-        for name, (vdirty, nkeys, nsbytes, nvalues) in cached.items():
+        for name, entries in cached.items():
             source = h.states[name]
             self._restore_meta(source)
-            ser = source.entry_value_serializer().serialize
+            ser: Callable[[Any], bytes] = source.entry_value_serializer().serialize
             convert = _converter(source, self._metas[name])
+            if convert is not None:
+                ser = _then(ser, convert)
             _, cfh = self._column_family(name)
             batch = rocksdict.WriteBatch(raw_mode=True)
-            keys = list(vdirty)
-            rows: list[tuple[Any, int, bytes, Any]] = [
-                (k, kg, VOID_NAMESPACE_BYTES, v)
-                for k, kg, v in zip(keys, key_groups_of(keys, maxp), vdirty.values())
-            ]
-            rows += zip(nkeys, key_groups_of(nkeys, maxp), nsbytes, nvalues)
-            for key, kg, nsb, v in rows:
-                if kg not in mine:
-                    continue
-                entry = key_part(kg, key) + nsb
-                if v is None:
-                    batch.delete(entry, cfh)
-                else:
-                    data = ser(v)
-                    batch.put(entry, data if convert is None else convert(data), cfh)
+            put_dirty_entries(batch, cfh, ser, maxp, entries, mine)
             self.write_batch(batch)
         self._invalidate_caches()
 
@@ -615,13 +608,7 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
             raise InvalidProgramError(msg)
 
     def _restore_native(self, snap: RocksDBNativeSnapshot) -> None:
-        check_version(snap.format_version, KEYED_SNAPSHOT_VERSION, "a RocksDB checkpoint")
-        if snap.max_parallelism != self.max_parallelism:
-            msg = (
-                f"RocksDB checkpoint has max_parallelism {snap.max_parallelism}, the "
-                f"operator {self.max_parallelism}; keep max_parallelism fixed"
-            )
-            raise InvalidProgramError(msg)
+        self._check_native_compatible(snap.format_version, snap.max_parallelism)
         for meta in snap.states.values():
             self._restore_meta(meta)
         start = key_group_prefix(self.key_group_range.start_key_group)
@@ -724,6 +711,13 @@ class RocksDBKeyedStateBackend(AbstractKeyedStateBackend):
                     os.rmdir(self._job_dir)  # only if no other subtask uses it
                 except OSError:
                     pass
+
+
+def _then(
+    first: Callable[[Any], bytes], second: Callable[[bytes], bytes]
+) -> Callable[[Any], bytes]:
+    """``second(first(x))``."""
+    return lambda x: second(first(x))
 
 
 def _converter(source: StateMetaInfo, target: StateMetaInfo) -> Callable[[bytes], bytes] | None:

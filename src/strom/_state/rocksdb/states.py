@@ -20,7 +20,8 @@ scan), map state one entry per user key (see :mod:`strom._state.key_layout`).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
 import rocksdict
@@ -33,7 +34,13 @@ from strom.datastream.state import ListState, MapState, ValueState
 if TYPE_CHECKING:
     from strom._state.rocksdb.backend import RocksDBKeyedStateBackend
 
-__all__ = ["RocksDBListState", "RocksDBMapState", "RocksDBValueState"]
+__all__ = [
+    "DirtyEntries",
+    "RocksDBListState",
+    "RocksDBMapState",
+    "RocksDBValueState",
+    "put_dirty_entries",
+]
 
 _MISSING: Any = object()
 _U64 = struct.Struct(">Q")
@@ -188,21 +195,8 @@ class RocksDBValueState(_RocksDBState, ValueState[Any]):
             return
         backend = self._backend
         batch = rocksdict.WriteBatch(raw_mode=True)
-        h = self._cfh
-        ser = self._ser
-        maxp = backend.max_parallelism
-        for dirty, void in ((self._vdirty, True), (self._ndirty, False)):
-            if not dirty:
-                continue
-            cache_keys = list(dirty)
-            keys = cache_keys if void else [ck[0] for ck in cache_keys]
-            ns_bytes = backend.namespace_bytes
-            for ck, key, kg, v in zip(cache_keys, keys, key_groups_of(keys, maxp), dirty.values()):
-                entry = key_part(kg, key) + (VOID_NAMESPACE_BYTES if void else ns_bytes(ck[1]))
-                if v is None:
-                    batch.delete(entry, h)
-                else:
-                    batch.put(entry, ser(v), h)
+        put_dirty_entries(batch, self._cfh, self._ser, backend.max_parallelism,
+                          self.dirty_entries(backend.namespace_bytes))
         backend.write_batch(batch)
         for dirty, clean in ((self._vdirty, self._vclean), (self._ndirty, self._nclean)):
             if len(clean) + len(dirty) > self._cap:
@@ -210,9 +204,7 @@ class RocksDBValueState(_RocksDBState, ValueState[Any]):
             clean.update(dirty)
             dirty.clear()
 
-    def dirty_entries(
-        self, namespace_bytes: Any
-    ) -> tuple[dict[Any, Any], list[Any], list[bytes], list[Any]]:
+    def dirty_entries(self, namespace_bytes: Any) -> DirtyEntries:
         """A copy of the dirty cache: ``({key: value}, keys, namespace bytes, values)``, the
         last three parallel lists of the namespaced entries; a value of None means a
         pending delete. Namespaces are given as their entry-key bytes
@@ -236,6 +228,50 @@ class RocksDBValueState(_RocksDBState, ValueState[Any]):
     def cached_entries(self) -> int:
         """Number of cached entries (dirty + clean), for tests and metrics."""
         return len(self._vdirty) + len(self._vclean) + len(self._ndirty) + len(self._nclean)
+
+
+DirtyEntries = tuple[dict[Any, Any], list[Any], list[bytes], list[Any]]
+"""What :meth:`RocksDBValueState.dirty_entries` returns: ``({key: value}, keys, namespace
+bytes, values)``, the last three parallel lists of the namespaced entries."""
+
+
+def put_dirty_entries(
+    batch: rocksdict.WriteBatch,
+    cfh: Any,
+    serialize: Callable[[Any], bytes],
+    max_parallelism: int,
+    entries: DirtyEntries,
+    key_group_range: Any = None,
+) -> None:
+    """Add a value state's cached entries to ``batch``: a put of ``serialize(value)`` at
+    ``key_part(key group, key) + namespace bytes`` per entry, a delete for a None value.
+    Used by the cache flush and by a restore of the entries a checkpoint kept.
+
+    Args:
+        batch: the write batch.
+        cfh: the state's column family handle.
+        serialize: value -> entry value bytes.
+        max_parallelism: the number of key groups.
+        entries: see :data:`DirtyEntries`.
+        key_group_range: if given (a ``KeyGroupRange``), entries of other key groups
+            are skipped.
+    """
+    vdirty, nkeys, nsbytes, nvalues = entries
+    vkeys = list(vdirty)
+    rows = zip(
+        chain(vkeys, nkeys),
+        chain(key_groups_of(vkeys, max_parallelism), key_groups_of(nkeys, max_parallelism)),
+        chain(repeat(VOID_NAMESPACE_BYTES, len(vkeys)), nsbytes),
+        chain(vdirty.values(), nvalues),
+    )
+    for key, kg, nsb, v in rows:
+        if key_group_range is not None and kg not in key_group_range:
+            continue
+        entry = key_part(kg, key) + nsb
+        if v is None:
+            batch.delete(entry, cfh)
+        else:
+            batch.put(entry, serialize(v), cfh)
 
 
 def _checked_list(values: Any) -> list[Any]:
