@@ -28,8 +28,8 @@ from strom._runtime.operators.base import StreamingRuntimeContext, UdfStreamOper
 from strom._runtime.operators.keyed import _KeyedMixin
 from strom._runtime.operators.window_fast import FastEventTimeWindows
 from strom._runtime.time.timer_service import (
-    TIMER_SNAPSHOT_VERSION,
     InternalTimerService,
+    grouped_timer_snapshot,
     snapshot_timers,
 )
 from strom.datastream.functions import AggregateFunction, Function, ReduceFunction
@@ -704,12 +704,7 @@ class WindowOperator(UdfStreamOperator, _KeyedMixin):
                     "version": WINDOW_CONTENTS_VERSION,
                     "windows": {w: d.copy() for w, d in windows.items() if d},
                 },
-                "timers": {
-                    "version": TIMER_SNAPSHOT_VERSION,
-                    "event": [],
-                    "event_groups": groups,
-                    "processing": [],
-                },
+                "timers": grouped_timer_snapshot(groups),
             }
         return {
             **super().snapshot_state(checkpoint_id),

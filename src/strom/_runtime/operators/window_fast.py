@@ -202,24 +202,25 @@ class FastEventTimeWindows:
             d = self.windows[w] = {}
             heapq.heappush(self.to_clean, (max_ts + self.lateness, w[0], w[1]))
             self.fired.add(w)
+        self.emit(k, w, self._fold(d, k, v))
+        return True
+
+    def _fold(self, d: dict[Any, Any], k: Any, v: Any) -> Any:
+        """Fold ``v`` into key ``k``'s accumulator in ``d``; return it (the cold paths'
+        form of the loop the record paths inline)."""
         acc = d.get(k, _MISSING)
         if acc is _MISSING:
             new = self.add(v, self.create()) if self.add is not None else v  # type: ignore[misc]
         else:
             new = self.add(v, acc) if self.add is not None else self.reduce_fn(acc, v)  # type: ignore[misc]
         d[k] = new
-        self.emit(k, w, new)
-        return True
+        return new
 
     def _refire_later(self, v: Any, k: Any, w: TimeWindow, max_ts: int,
                       d: dict[Any, Any]) -> None:
         """A record for a window that fired before a restore, the watermark not yet at
         its end: update, and fire that key again when the watermark reaches the end."""
-        acc = d.get(k, _MISSING)
-        if acc is _MISSING:
-            d[k] = self.add(v, self.create()) if self.add is not None else v  # type: ignore[misc]
-        else:
-            d[k] = self.add(v, acc) if self.add is not None else self.reduce_fn(acc, v)  # type: ignore[misc]
+        self._fold(d, k, v)
         keys = self.refire.get(w)
         if keys is None:
             keys = self.refire[w] = {}

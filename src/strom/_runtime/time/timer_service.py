@@ -17,7 +17,13 @@ from typing import Any, Protocol
 from strom._runtime.time.processing_time import ProcessingTimeService
 from strom.errors import InvalidProgramError
 
-__all__ = ["TIMER_SNAPSHOT_VERSION", "InternalTimerService", "Triggerable", "snapshot_timers"]
+__all__ = [
+    "TIMER_SNAPSHOT_VERSION",
+    "InternalTimerService",
+    "Triggerable",
+    "grouped_timer_snapshot",
+    "snapshot_timers",
+]
 
 
 TIMER_SNAPSHOT_VERSION = 2
@@ -28,6 +34,24 @@ Version 2 adds ``"event_groups"`` / ``"processing_groups"``: ``[(ts, namespace, 
 one timer per key (the window fast path writes its timers this way: one group per window
 instead of one tuple per key and window). A reader takes the flat lists and the groups.
 """
+
+
+def grouped_timer_snapshot(
+    event_groups: list[tuple[int, Any, list[Any]]],
+    processing_groups: list[tuple[int, Any, list[Any]]] | None = None,
+) -> dict[str, Any]:
+    """A timer snapshot of the current version from ``[(ts, namespace, [keys])]`` groups
+    sorted by timestamp (see :data:`TIMER_SNAPSHOT_VERSION`); without processing-time
+    groups the ``processing_groups`` entry is left out."""
+    snap: dict[str, Any] = {
+        "version": TIMER_SNAPSHOT_VERSION,
+        "event": [],
+        "processing": [],
+        "event_groups": event_groups,
+    }
+    if processing_groups is not None:
+        snap["processing_groups"] = processing_groups
+    return snap
 
 
 def snapshot_timers(snapshot: dict[str, Any], domain: str) -> Iterator[tuple[int, Any, Any]]:
@@ -177,13 +201,7 @@ class InternalTimerService:
         [keys])], "processing_groups": [...]}`` by timestamp. Timers of one window share
         ``(ts, ns)``, so a window object is written once, not once per key (pickling a
         window costs a Python call)."""
-        return {
-            "version": 2,
-            "event": [],
-            "processing": [],
-            "event_groups": _grouped(self._event_set),
-            "processing_groups": _grouped(self._proc_set),
-        }
+        return grouped_timer_snapshot(_grouped(self._event_set), _grouped(self._proc_set))
 
     def restore(self, snapshot: dict[str, Any], key_filter: Callable[[Any], bool] | None = None
                 ) -> None:
