@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from strom._checkpoint.storage import CheckpointStorage
@@ -59,24 +59,24 @@ def upload_native(storage: CheckpointStorage, directory: str, upload: NativeChec
     return sorted(set(h.shared.values()))
 
 
+def _shared_in(by_uid: Iterable[dict[Any, Any]]) -> Iterator[str]:
+    """Shared files of subtask entries (``{subtask: entry}`` per uid); only incremental
+    entries (``{"file": ..., "shared": [...]}``) have any."""
+    for by_subtask in by_uid:
+        for entry in by_subtask.values():
+            if isinstance(entry, dict):
+                yield from entry.get("shared", ())
+
+
 def shared_files_of(metadata: dict[str, Any]) -> list[str]:
     """Every shared file a checkpoint's ``_metadata`` references (with repetitions)."""
-    out: list[str] = []
-    for info in metadata.get("operators", {}).values():
-        for entry in info.get("subtasks", {}).values():
-            if isinstance(entry, dict):
-                out.extend(entry.get("shared", ()))
-    return out
+    operators = metadata.get("operators", {}).values()
+    return list(_shared_in(info.get("subtasks", {}) for info in operators))
 
 
 def shared_files_of_handles(handles: dict[str, dict[int, Any]]) -> set[str]:
     """The shared files of a pending checkpoint's acknowledged handles."""
-    out: set[str] = set()
-    for by_subtask in handles.values():
-        for entry in by_subtask.values():
-            if isinstance(entry, dict):
-                out.update(entry.get("shared", ()))
-    return out
+    return set(_shared_in(handles.values()))
 
 
 class SharedStateRegistry:

@@ -26,6 +26,7 @@ from typing import Any
 
 from strom._checkpoint.storage import CheckpointStorage, resolve_metadata_path
 from strom._runtime.operators.base import RestoredState
+from strom._state.rocksdb.native import INCREMENTAL_ENCODING, native_checkpoint_scope
 from strom.errors import InvalidProgramError
 
 __all__ = [
@@ -59,8 +60,6 @@ def snapshot_scope(is_savepoint: bool) -> Iterator[None]:
     """Take a task's synchronous snapshot inside this block: RocksDB backends with
     incremental checkpoints take native checkpoints unless this is a savepoint (Flink's
     ``SnapshotType``)."""
-    from strom._state.rocksdb.native import native_checkpoint_scope
-
     with native_checkpoint_scope(not is_savepoint):
         yield
 
@@ -217,8 +216,7 @@ def load_restored_states(
             with fs.open(f"{directory}/{name}", "rb") as f:
                 state = decode_snapshot(f.read(), f"{directory}/{name}")
             for v in state.values():
-                if hasattr(v, "location") and getattr(v, "encoding", None) == \
-                        "rocksdb-incremental":
+                if getattr(v, "encoding", None) == INCREMENTAL_ENCODING:
                     v.location = fs.unstrip_protocol(directory)
             states[int(idx)] = state
         restored[uid] = RestoredState(states, int(info["parallelism"]),

@@ -177,10 +177,18 @@ class JobCheckpointing:
         """Forget queued events of the ended attempt (acknowledgements, declines), but keep
         savepoint requests: they run against the next attempt, or answer that the job is
         not running, so no caller waits forever."""
+        self._clear_events(requeue_savepoint_requests=True)
+
+    def _clear_events(self, requeue_savepoint_requests: bool) -> list[Callable[[], Any]]:
+        """Empty the event queue, keeping (``requeue_savepoint_requests``) or returning its
+        savepoint requests."""
         with self._lock:
-            kept = [e for e in self._events if getattr(e, "survives_failover", False)]
+            requests = [e for e in self._events if getattr(e, "survives_failover", False)]
             self._events.clear()
-            self._events.extend(kept)
+            if requeue_savepoint_requests:
+                self._events.extend(requests)
+                return []
+        return requests
 
     # -- task callbacks (any thread) ------------------------------------------------------
     def snapshot_taken(self, task_key: TaskKey, checkpoint_id: int,
@@ -354,10 +362,7 @@ class JobCheckpointing:
         """Stop: abort pending; keep the retained checkpoints unless ``retain`` is False.
         Savepoint requests still queued are answered with an error."""
         self.target = None
-        with self._lock:
-            leftover = [e for e in self._events if getattr(e, "survives_failover", False)]
-            self._events.clear()
-        for start in leftover:
+        for start in self._clear_events(requeue_savepoint_requests=False):
             start()  # with no target: on_done(None, "the job is not running")
         if self.coordinator is not None:
             self.coordinator.stop(retain)
