@@ -148,23 +148,10 @@ def channel_throughput(batches: int) -> tuple[float, float]:
     return records / dt, nbytes / dt / 1e6
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of processes (Linux ``/proc``)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
 def warm_cluster_figures(n: int) -> None:
     """p1 in process and p2 on an already started MiniCluster (no start-up in the time),
     with the CPU seconds per record of the processes doing the work."""
+    from benchmarks.checkpointing import cpu_seconds
     from strom._cluster.minicluster import MiniCluster
     from strom._executors.cluster import use_session_cluster
 
@@ -176,9 +163,9 @@ def warm_cluster_figures(n: int) -> None:
         cpu: dict[int, float] = {}
         wall: dict[int, float] = {}
         for p in (1, 2):
-            c0, t0 = time.process_time(), _cpu_seconds(pids)
+            c0 = cpu_seconds(pids)  # this process and the TaskManagers
             wall[p], _ = running_sum(n, p)
-            cpu[p] = time.process_time() - c0 + _cpu_seconds(pids) - t0
+            cpu[p] = cpu_seconds(pids) - c0
             print(f"  warm, p={p}: {wall[p]:.2f} s, {n / wall[p]:,.0f} rec/s, "
                   f"{1e9 * cpu[p] / n:,.0f} ns CPU per record (client + TaskManagers)")
         print(f"  warm speed-up p2/p1: {wall[1] / wall[2]:.2f}x; CPU per record p2/p1: "
