@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from strom._state.key_layout import KEY_SERIALIZER
+from strom._state.lists import checked_list
 from strom._state.serializers import serializer_for
 from strom._state.snapshot import (
     OPERATOR_SNAPSHOT_VERSION,
@@ -82,31 +83,15 @@ class OperatorListState(ListState[Any]):
 
     def add_all(self, values: list[Any]) -> None:
         """Append ``values``."""
-        self._list.extend(_checked(values))
+        self._list.extend(checked_list(values))
 
     def update(self, values: list[Any]) -> None:
         """Replace the elements."""
-        self._list[:] = _checked(values)
+        self._list[:] = checked_list(values)
 
     def clear(self) -> None:
         """Remove all elements."""
         self._list.clear()
-
-
-def _checked(values: Any) -> list[Any]:
-    """``list(values)``, rejecting None.
-
-    Raises:
-        ValueError: ``values`` is None or contains None.
-    """
-    if values is None:
-        msg = "a ListState cannot be updated with None; use clear() or update([])"
-        raise ValueError(msg)
-    out = list(values)
-    if any(v is None for v in out):
-        msg = "a ListState cannot contain None"
-        raise ValueError(msg)
-    return out
 
 
 class ReadOnlyBroadcastStateView(ReadOnlyBroadcastState[Any, Any]):

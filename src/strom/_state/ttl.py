@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from strom._state.lists import checked_list
 from strom.datastream.state import ListState, MapState, StateTtlConfig, ValueState
 
 __all__ = ["TtlListState", "TtlMapState", "TtlPolicy", "TtlValueState"]
@@ -229,15 +230,7 @@ def _wrap_all(values: Any, now: int) -> list[tuple[Any, int]]:
     Raises:
         ValueError: ``values`` is None or contains None.
     """
-    if values is None:
-        msg = "a ListState cannot be updated with None; use clear() or update([])"
-        raise ValueError(msg)
-    out = [(v, now) for v in values]
-    for v in values:
-        if v is None:
-            msg = "a ListState cannot contain None"
-            raise ValueError(msg)
-    return out
+    return [(v, now) for v in checked_list(values)]
 
 
 class TtlMapState(MapState[Any, Any]):

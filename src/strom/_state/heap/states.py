@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from strom._state.lists import checked_list
 from strom.datastream.state import ListState, MapState, ValueState
 
 __all__ = ["HeapListState", "HeapMapState", "HeapStateTable", "HeapValueState"]
@@ -102,24 +103,6 @@ class HeapValueState(_HeapState, ValueState[Any]):
             self._nsd[(self._backend.current_key, ns)] = value
 
 
-def _checked_list(values: Any) -> list[Any]:
-    """``list(values)``, rejecting None and None elements.
-
-    Raises:
-        ValueError: ``values`` is None or contains None.
-    """
-    if values is None:
-        msg = "a ListState cannot be updated with None; use clear() or update([])"
-        raise ValueError(msg)
-    out = list(values)
-    if None in out:
-        for v in out:  # `None in` uses ==; confirm with identity
-            if v is None:
-                msg = "a ListState cannot contain None"
-                raise ValueError(msg)
-    return out
-
-
 class HeapListState(_HeapState, ListState[Any]):
     """Raw list state: a Python list per (key, namespace)."""
 
@@ -149,7 +132,7 @@ class HeapListState(_HeapState, ListState[Any]):
 
     def add_all(self, values: list[Any]) -> None:
         """Append ``values``."""
-        new = _checked_list(values)
+        new = checked_list(values)
         if not new:
             return
         d, k = self._slot()
@@ -161,7 +144,7 @@ class HeapListState(_HeapState, ListState[Any]):
 
     def update(self, values: list[Any]) -> None:
         """Replace the list (empty clears)."""
-        new = _checked_list(values)
+        new = checked_list(values)
         d, k = self._slot()
         if new:
             d[k] = new

@@ -28,6 +28,7 @@ import rocksdict
 
 from strom._runtime.key_groups import key_groups_of
 from strom._state.key_layout import KEY_SERIALIZER, VOID_NAMESPACE_BYTES, key_part
+from strom._state.lists import checked_list
 from strom._state.serializers import TypeSerializer
 from strom.datastream.state import ListState, MapState, ValueState
 
@@ -274,23 +275,6 @@ def put_dirty_entries(
             batch.put(entry, serialize(v), cfh)
 
 
-def _checked_list(values: Any) -> list[Any]:
-    """``list(values)``, rejecting None and None elements.
-
-    Raises:
-        ValueError: ``values`` is None or contains None.
-    """
-    if values is None:
-        msg = "a ListState cannot be updated with None; use clear() or update([])"
-        raise ValueError(msg)
-    out = list(values)
-    for v in out:
-        if v is None:
-            msg = "a ListState cannot contain None"
-            raise ValueError(msg)
-    return out
-
-
 class RocksDBListState(_RocksDBState, ListState[Any]):
     """Raw list state: one RocksDB entry per element (see the module docstring)."""
 
@@ -314,7 +298,7 @@ class RocksDBListState(_RocksDBState, ListState[Any]):
 
     def add_all(self, values: list[Any]) -> None:
         """Append ``values`` in one batch."""
-        new = _checked_list(values)
+        new = checked_list(values)
         if not new:
             return
         prefix = self._prefix()
@@ -329,7 +313,7 @@ class RocksDBListState(_RocksDBState, ListState[Any]):
 
     def update(self, values: list[Any]) -> None:
         """Replace the list (empty clears)."""
-        new = _checked_list(values)
+        new = checked_list(values)
         prefix = self._prefix()
         batch = rocksdict.WriteBatch(raw_mode=True)
         self._delete_prefix(prefix, batch)
