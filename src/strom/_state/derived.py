@@ -17,7 +17,51 @@ from strom.datastream.state import AggregatingState, ReducingState
 __all__ = ["AggregatingStateImpl", "ReducingStateImpl"]
 
 
-class ReducingStateImpl(ReducingState[Any]):
+class _StoreView:
+    """What reducing and aggregating state share: the store, namespaces, and merging
+    namespaces with a combine function ``(a, b) -> combined`` (:meth:`_combine`)."""
+
+    __slots__ = ()
+    _store: Any
+
+    def _combine(self, a: Any, b: Any) -> Any:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        """Remove the current key's value."""
+        self._store.clear()
+
+    def set_current_namespace(self, namespace: Any) -> None:
+        """Scope access to ``namespace``."""
+        self._store.set_current_namespace(namespace)
+
+    def get_current_namespace(self) -> Any:
+        """The current namespace."""
+        return self._store.get_current_namespace()
+
+    def merge_namespaces(self, target: Any, sources: Iterable[Any]) -> None:
+        """Combine the values of ``sources`` into ``target`` and clear the sources.
+
+        The handle is scoped to ``target`` afterwards.
+        """
+        store = self._store
+        combine = self._combine
+        merged: Any = None
+        for ns in sources:
+            if ns == target:
+                continue
+            store.set_current_namespace(ns)
+            v = store.value_for_merge()
+            if v is not None:
+                merged = v if merged is None else combine(merged, v)
+                store.clear()
+        store.set_current_namespace(target)
+        if merged is not None:
+            current = store.value_for_merge()
+            store.update(merged if current is None else combine(current, merged))
+
+
+class ReducingStateImpl(_StoreView, ReducingState[Any]):
     """``ReducingState`` over a value store.
 
     Args:
@@ -44,40 +88,11 @@ class ReducingStateImpl(ReducingState[Any]):
         current = store.value_for_merge()
         store.update(value if current is None else self._reduce(current, value))
 
-    def clear(self) -> None:
-        """Remove the current key's value."""
-        self._store.clear()
-
-    def set_current_namespace(self, namespace: Any) -> None:
-        """Scope access to ``namespace``."""
-        self._store.set_current_namespace(namespace)
-
-    def get_current_namespace(self) -> Any:
-        """The current namespace."""
-        return self._store.get_current_namespace()
-
-    def merge_namespaces(self, target: Any, sources: Iterable[Any]) -> None:
-        """Reduce the values of ``sources`` into ``target`` and clear the sources.
-
-        The handle is scoped to ``target`` afterwards.
-        """
-        store = self._store
-        merged: Any = None
-        for ns in sources:
-            if ns == target:
-                continue
-            store.set_current_namespace(ns)
-            v = store.value_for_merge()
-            if v is not None:
-                merged = v if merged is None else self._reduce(merged, v)
-                store.clear()
-        store.set_current_namespace(target)
-        if merged is not None:
-            current = store.value_for_merge()
-            store.update(merged if current is None else self._reduce(current, merged))
+    def _combine(self, a: Any, b: Any) -> Any:
+        return self._reduce(a, b)
 
 
-class AggregatingStateImpl(AggregatingState[Any, Any]):
+class AggregatingStateImpl(_StoreView, AggregatingState[Any, Any]):
     """``AggregatingState`` over a value store holding the accumulator.
 
     Args:
@@ -109,34 +124,5 @@ class AggregatingStateImpl(AggregatingState[Any, Any]):
             acc = self._create()
         store.update(self._add(value, acc))
 
-    def clear(self) -> None:
-        """Remove the current key's accumulator."""
-        self._store.clear()
-
-    def set_current_namespace(self, namespace: Any) -> None:
-        """Scope access to ``namespace``."""
-        self._store.set_current_namespace(namespace)
-
-    def get_current_namespace(self) -> Any:
-        """The current namespace."""
-        return self._store.get_current_namespace()
-
-    def merge_namespaces(self, target: Any, sources: Iterable[Any]) -> None:
-        """Merge the accumulators of ``sources`` into ``target`` and clear the sources.
-
-        The handle is scoped to ``target`` afterwards.
-        """
-        store = self._store
-        merged: Any = None
-        for ns in sources:
-            if ns == target:
-                continue
-            store.set_current_namespace(ns)
-            acc = store.value_for_merge()
-            if acc is not None:
-                merged = acc if merged is None else self._fn.merge(merged, acc)
-                store.clear()
-        store.set_current_namespace(target)
-        if merged is not None:
-            current = store.value_for_merge()
-            store.update(merged if current is None else self._fn.merge(current, merged))
+    def _combine(self, a: Any, b: Any) -> Any:
+        return self._fn.merge(a, b)
