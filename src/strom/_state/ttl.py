@@ -69,11 +69,12 @@ class TtlPolicy:
         )
 
 
-class TtlValueState(ValueState[Any]):
-    """``ValueState`` with TTL over a raw value state storing ``(value, ts)``.
+class _TtlView:
+    """What the TTL states share: the raw state they wrap (storing ``(value, ts)``), the
+    resolved policy, the access hook and namespace scoping.
 
     Args:
-        inner: the raw value state.
+        inner: the raw state.
         policy: the resolved TTL config.
         on_access: run after every access (incremental cleanup), or None.
     """
@@ -89,6 +90,26 @@ class TtlValueState(ValueState[Any]):
         self._ret_exp = policy.return_expired
         self._clock = policy.clock
         self._on_access = on_access
+
+    def set_current_namespace(self, namespace: Any) -> None:
+        """Scope access to ``namespace``."""
+        self._inner.set_current_namespace(namespace)
+
+    def get_current_namespace(self) -> Any:
+        """The current namespace."""
+        return self._inner.get_current_namespace()
+
+
+class TtlValueState(_TtlView, ValueState[Any]):
+    """``ValueState`` with TTL over a raw value state storing ``(value, ts)``.
+
+    Args:
+        inner: the raw value state.
+        policy: the resolved TTL config.
+        on_access: run after every access (incremental cleanup), or None.
+    """
+
+    __slots__ = ()
 
     def value(self) -> Any:
         """The current key's value if not expired (see the module docstring)."""
@@ -128,16 +149,8 @@ class TtlValueState(ValueState[Any]):
         """Remove the current key's value."""
         self._inner.clear()
 
-    def set_current_namespace(self, namespace: Any) -> None:
-        """Scope access to ``namespace``."""
-        self._inner.set_current_namespace(namespace)
 
-    def get_current_namespace(self) -> Any:
-        """The current namespace."""
-        return self._inner.get_current_namespace()
-
-
-class TtlListState(ListState[Any]):
+class TtlListState(_TtlView, ListState[Any]):
     """``ListState`` with per-element TTL over a raw list state storing ``(element, ts)``.
 
     Args:
@@ -146,17 +159,7 @@ class TtlListState(ListState[Any]):
         on_access: run after every access (incremental cleanup), or None.
     """
 
-    __slots__ = ("_clock", "_inner", "_on_access", "_ret_exp", "_ttl", "_upd_read")
-
-    def __init__(
-        self, inner: Any, policy: TtlPolicy, on_access: Callable[[], None] | None = None
-    ) -> None:
-        self._inner = inner
-        self._ttl = policy.ttl_ms
-        self._upd_read = policy.update_on_read
-        self._ret_exp = policy.return_expired
-        self._clock = policy.clock
-        self._on_access = on_access
+    __slots__ = ()
 
     def get(self) -> list[Any]:
         """The current key's unexpired elements (expired ones too if visible), in order.
@@ -211,14 +214,6 @@ class TtlListState(ListState[Any]):
         """Remove the current key's list."""
         self._inner.clear()
 
-    def set_current_namespace(self, namespace: Any) -> None:
-        """Scope access to ``namespace``."""
-        self._inner.set_current_namespace(namespace)
-
-    def get_current_namespace(self) -> Any:
-        """The current namespace."""
-        return self._inner.get_current_namespace()
-
     def merge_namespaces(self, target: Any, sources: Iterable[Any]) -> None:
         """Move the elements of ``sources`` (with their timestamps) to ``target``."""
         self._inner.merge_namespaces(target, sources)
@@ -233,7 +228,7 @@ def _wrap_all(values: Any, now: int) -> list[tuple[Any, int]]:
     return [(v, now) for v in checked_list(values)]
 
 
-class TtlMapState(MapState[Any, Any]):
+class TtlMapState(_TtlView, MapState[Any, Any]):
     """``MapState`` with per-entry TTL over a raw map state storing ``uk -> (value, ts)``.
 
     Args:
@@ -242,17 +237,7 @@ class TtlMapState(MapState[Any, Any]):
         on_access: run after every access (incremental cleanup), or None.
     """
 
-    __slots__ = ("_clock", "_inner", "_on_access", "_ret_exp", "_ttl", "_upd_read")
-
-    def __init__(
-        self, inner: Any, policy: TtlPolicy, on_access: Callable[[], None] | None = None
-    ) -> None:
-        self._inner = inner
-        self._ttl = policy.ttl_ms
-        self._upd_read = policy.update_on_read
-        self._ret_exp = policy.return_expired
-        self._clock = policy.clock
-        self._on_access = on_access
+    __slots__ = ()
 
     def _after(self) -> None:
         if self._on_access is not None:
@@ -339,11 +324,3 @@ class TtlMapState(MapState[Any, Any]):
     def clear(self) -> None:
         """Remove all entries of the current key."""
         self._inner.clear()
-
-    def set_current_namespace(self, namespace: Any) -> None:
-        """Scope access to ``namespace``."""
-        self._inner.set_current_namespace(namespace)
-
-    def get_current_namespace(self) -> Any:
-        """The current namespace."""
-        return self._inner.get_current_namespace()
