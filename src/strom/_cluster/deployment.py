@@ -18,6 +18,7 @@ from strom._graph.partitioner import ForwardPartitioner, RescalePartitioner
 from strom._runtime.io.channels import InputGate, LocalInputChannel
 from strom._runtime.io.network import RemoteInputChannel, RemoteOutputChannel
 from strom._runtime.io.record_writer import RecordWriter
+from strom._runtime.key_selectors import inline_key_selector
 from strom._runtime.operators.base import OperatorContext, StreamOperator
 from strom._runtime.operators.registry import create_operator
 from strom._runtime.operators.source import SourceOperator, SourceReaderContextImpl
@@ -195,7 +196,7 @@ class TaskBuilder:
                 attempt_number=self.attempt_number,
                 runtime_mode=jg.runtime_mode,
                 config=jg.config,
-                key_selector=node.key_selector,
+                key_selector=inline_key_selector(node.key_selector),
                 job_parameters=self.job_parameters,
                 processing_time_service=pts,
             )

@@ -9,7 +9,7 @@ of at least ``batch_size`` records arriving at an empty buffer is handed on as i
 from __future__ import annotations
 
 import random
-from itertools import compress
+from itertools import compress, repeat
 from operator import not_
 from typing import Any
 
@@ -22,6 +22,7 @@ from strom._graph.partitioner import (
 )
 from strom._runtime.elements import RecordBatch
 from strom._runtime.io.channels import OutputChannel
+from strom._runtime.key_selectors import inline_key_selector
 from strom.errors import TaskError, UnhashableKeyError, UserFunctionError
 
 __all__ = ["RecordWriter"]
@@ -73,6 +74,7 @@ class RecordWriter:
         self.records_out = 0
         self._routes: dict[Any, int] = {}
         self._rr = start_channel % n if n else 0
+        self._key_of = inline_key_selector(getattr(partitioner, "key_selector", None))
         if n == 1:
             self.emit = self._emit_single  # type: ignore[method-assign]
         elif isinstance(partitioner, KeyGroupStreamPartitioner):
@@ -169,19 +171,80 @@ class RecordWriter:
 
     def _emit_keyed(self, values: list[Any], timestamps: list[Any] | None) -> None:
         self.records_out += len(values)
-        p = self.partitioner
-        assert isinstance(p, KeyGroupStreamPartitioner) and p.key_selector is not None
+        key_of = self._key_of
+        assert key_of is not None
+        get = self._routes.__getitem__
+        bufs = self.buf_values
+        sizes = list(map(len, bufs))
+        # One pass straight into the channel buffers while every key's channel is cached:
+        # each record is touched once, which keeps a batch in the CPU cache (separate
+        # key / target / compress passes each miss it again). The first record that is
+        # not simple (a new key, an unhashable key, a failing selector) ends the pass; the
+        # rest of the batch takes the checked path, which reports errors.
+        done = 0
         try:
-            keys = list(map(p.key_selector, values))
+            if timestamps is None and not self._ts_buffered:
+                appends = [b.append for b in bufs]
+                for v in values:
+                    appends[get(key_of(v))](v)
+            else:
+                ts_bufs = self._ts_buffers(sizes)
+                pairs = [(b.append, t.append) for b, t in zip(bufs, ts_bufs)]
+                for v, ts in zip(values, timestamps or repeat(None)):
+                    append_v, append_ts = pairs[get(key_of(v))]
+                    append_v(v)
+                    append_ts(ts)
+            done = len(values)
+        except Exception:
+            done = sum(map(len, bufs)) - sum(sizes)
+        self._after_fill(sizes)
+        if done < len(values):
+            rest = values[done:]
+            rest_ts = None if timestamps is None else timestamps[done:]
+            self._scatter(self._route_checked(key_of, rest), rest, rest_ts)
+
+    @property
+    def _ts_buffered(self) -> bool:
+        return any(t is not None for t in self.buf_ts)
+
+    def _ts_buffers(self, sizes: list[int]) -> list[list[Any]]:
+        """Every channel's timestamp buffer, created (None-padded) where missing."""
+        out = []
+        for ch, n in enumerate(sizes):
+            t = self.buf_ts[ch]
+            if t is None:
+                t = self.buf_ts[ch] = [None] * n
+            out.append(t)
+        return out
+
+    def _after_fill(self, sizes: list[int]) -> None:
+        """Bookkeeping after records were appended to the buffers directly."""
+        bufs = self.buf_values
+        for ch, n0 in enumerate(sizes):
+            n = len(bufs[ch])
+            if n == n0:
+                continue
+            if n0 == 0:
+                self.buffered += 1
+                if self.dirty_since_ms is None:
+                    from time import monotonic_ns
+
+                    self.dirty_since_ms = monotonic_ns() // 1_000_000
+            if n >= self.batch_size:
+                self._flush_channel(ch)
+
+    def _route_checked(self, key_of: Any, values: list[Any]) -> list[int]:
+        """Channels of ``values``; user errors of the selector and bad keys reported."""
+        try:
+            keys = list(map(key_of, values))
         except Exception as e:
             raise self._key_error(UserFunctionError, f"{type(e).__name__}: {e} "
                                   "(raised by the key selector of key_by)") from e
         try:
             # hot keys repeat: look their channel up instead of re-hashing every record
-            targets = list(map(self._routes.__getitem__, keys))
+            return list(map(self._routes.__getitem__, keys))
         except (KeyError, TypeError):
-            targets = self._route_slow(keys)
-        self._scatter(targets, values, timestamps)
+            return self._route_slow(keys)
 
     def _route_slow(self, keys: list[Any]) -> list[int]:
         """Channels of a batch with keys missing from the route cache (or unhashable)."""
