@@ -7,7 +7,9 @@
   same on an already started cluster with CPU seconds per record; the job:
   ``from_sequence(1, N) -> map(x -> (x % 1000, x)) -> key_by -> reduce(sum)`` (every
   update emitted) ``-> count`` into an accumulator ``-> discard``. Wall time includes
-  cluster start-up and deployment (the figures are what ``env.execute()`` costs);
+  cluster start-up and deployment (the figures are what ``env.execute()`` costs).
+  ``--workload json`` runs heavier records instead: each is formatted as a JSON line and
+  parsed with ``json.loads`` before ``key_by(lambda r: r["k"])``;
 - the raw cross-process channel throughput: one producer process pushing
   ``RecordBatch`` es of 1,000 ``(int, int)`` tuples through a ``RemoteOutputChannel`` to a
   ``RemoteInputChannel`` in a consumer process (credit-based, capacity 8), records/s
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -70,13 +73,30 @@ def add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
     return (a[0], a[1] + b[1])
 
 
-def running_sum(records: int, parallelism: int) -> tuple[float, int]:
-    """Run the keyed running sum; return (seconds, updates seen)."""
+def to_json_line(x: int) -> str:
+    return f'{{"k": {x % KEYS}, "v": {x}, "src": "sensor-{x % 97}", "ok": true}}'
+
+
+def add_v(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return {"k": a["k"], "v": a["v"] + b["v"]}
+
+
+def running_sum(records: int, parallelism: int, workload: str = "pairs") -> tuple[float, int]:
+    """Run the keyed running sum; return (seconds, updates seen).
+
+    ``workload``: ``"pairs"`` (the issue's job, ``(x % 1000, x)`` tuples) or ``"json"``
+    (heavier records: each is formatted as a JSON line and parsed with ``json.loads``
+    before ``key_by``, as a job reading JSON from Kafka or files would).
+    """
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(parallelism)
-    env.from_sequence(1, records).map(to_pair).key_by(key_of).reduce(add).map(Count()).sink_to(
-        DiscardSink()
-    )
+    if workload == "json":
+        stream = env.from_sequence(1, records).map(to_json_line).map(json.loads)
+        stream.key_by(lambda r: r["k"]).reduce(add_v).map(Count()).sink_to(DiscardSink())
+    else:
+        env.from_sequence(1, records).map(to_pair).key_by(key_of).reduce(add).map(
+            Count()
+        ).sink_to(DiscardSink())
     t0 = time.perf_counter()
     result = env.execute(f"running sum p{parallelism}")
     return time.perf_counter() - t0, int(result.get_accumulator_result("updates"))
@@ -148,7 +168,7 @@ def channel_throughput(batches: int) -> tuple[float, float]:
     return records / dt, nbytes / dt / 1e6
 
 
-def warm_cluster_figures(n: int) -> None:
+def warm_cluster_figures(n: int, workload: str = "pairs") -> None:
     """p1 in process and p2 on an already started MiniCluster (no start-up in the time),
     with the CPU seconds per record of the processes doing the work."""
     from benchmarks.checkpointing import cpu_seconds
@@ -159,12 +179,12 @@ def warm_cluster_figures(n: int) -> None:
     use_session_cluster(cluster)
     try:
         pids = cluster.pids()
-        running_sum(1000, 2)  # deploy once: imports and caches are warm
+        running_sum(1000, 2, workload)  # deploy once: imports and caches are warm
         cpu: dict[int, float] = {}
         wall: dict[int, float] = {}
         for p in (1, 2):
             c0 = cpu_seconds(pids)  # this process and the TaskManagers
-            wall[p], _ = running_sum(n, p)
+            wall[p], _ = running_sum(n, p, workload)
             cpu[p] = cpu_seconds(pids) - c0
             print(f"  warm, p={p}: {wall[p]:.2f} s, {n / wall[p]:,.0f} rec/s, "
                   f"{1e9 * cpu[p] / n:,.0f} ns CPU per record (client + TaskManagers)")
@@ -183,6 +203,8 @@ def main() -> None:
     parser.add_argument("--consumer", nargs=2)
     parser.add_argument("--producer", nargs=2)
     parser.add_argument("--only", choices=["sum", "channel"])
+    parser.add_argument("--workload", choices=["pairs", "json"], default="pairs",
+                        help="pairs: the issue's job; json: records parsed from JSON lines")
     args = parser.parse_args()
     if args.consumer:
         _consumer(args.consumer[0], int(args.consumer[1]))
@@ -194,12 +216,12 @@ def main() -> None:
         n = args.records
         rates = {}
         for p in (1, 2):
-            dt, updates = running_sum(n, p)
+            dt, updates = running_sum(n, p, args.workload)
             assert updates == n, (updates, n)
             rates[p] = n / dt
             print(f"keyed running sum, {n:,} records, p={p}: {dt:.2f} s, {n / dt:,.0f} rec/s")
         print(f"speed-up p2/p1: {rates[2] / rates[1]:.2f}x")
-        warm_cluster_figures(n)
+        warm_cluster_figures(n, args.workload)
     if args.only in (None, "channel"):
         rps, mbps = channel_throughput(args.batches)
         print(
