@@ -20,9 +20,10 @@ import os
 import posixpath
 import tempfile
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fsspec
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ["METADATA_FILE", "METADATA_VERSION", "CheckpointStorage", "resolve_metadata_path"]
 
@@ -34,6 +35,8 @@ METADATA_VERSION = 1
 
 
 def _split_url(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    import fsspec.core  # lazily: with asyncio it is a tenth of a TaskManager's start-up
+
     fs, path = fsspec.core.url_to_fs(url)
     return fs, path.rstrip("/") if path != "/" else path
 
