@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from itertools import compress, repeat
 from operator import not_
+from time import monotonic_ns
 from typing import Any
 
 from strom._graph.partitioner import (
@@ -115,13 +116,15 @@ class RecordWriter:
             ts_buf.extend([None] * len(values))
         buf.extend(values)
         if n_before == 0:
-            self.buffered += 1
-            if self.dirty_since_ms is None:
-                from time import monotonic_ns
-
-                self.dirty_since_ms = monotonic_ns() // 1_000_000
+            self._buffer_started()
         if len(buf) >= self.batch_size:
             self._flush_channel(ch)
+
+    def _buffer_started(self) -> None:
+        """A channel buffer became non-empty: count it, start the buffer timeout."""
+        self.buffered += 1
+        if self.dirty_since_ms is None:
+            self.dirty_since_ms = monotonic_ns() // 1_000_000
 
     def _emit_single(self, values: list[Any], timestamps: list[Any] | None) -> None:
         self.records_out += len(values)
@@ -225,11 +228,7 @@ class RecordWriter:
             if n == n0:
                 continue
             if n0 == 0:
-                self.buffered += 1
-                if self.dirty_since_ms is None:
-                    from time import monotonic_ns
-
-                    self.dirty_since_ms = monotonic_ns() // 1_000_000
+                self._buffer_started()
             if n >= self.batch_size:
                 self._flush_channel(ch)
 
