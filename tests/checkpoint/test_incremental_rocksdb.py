@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from counting_job import counting_job, read_output
 
 from strom._checkpoint.coordinator import CheckpointCoordinator, OperatorInfo
 from strom._checkpoint.failure import CheckpointFailureReason
@@ -326,26 +327,6 @@ def test_savepoints_and_non_incremental_use_the_full_format(tmp_path: Path) -> N
         full.dispose()
 
 
-def _counting_job(env: Any, out: Path, n: int, rate: float) -> None:
-    """``(key, index, running count)`` per record: every update appears exactly once."""
-    from strom.connectors import DataGeneratorSource
-    from strom.connectors.file import Encoder, FileSink
-
-    source = DataGeneratorSource(lambda i: (f"k{i % 5}", i), n, rate)
-    env.from_source(source, None, "gen").uid("gen").key_by(lambda r: r[0]).reduce(
-        lambda a, b: (a[0], b[1], (a[2] if len(a) == 3 else 1) + 1)
-    ).uid("count").sink_to(
-        FileSink.for_row_format(str(out), Encoder.json_lines_encoder()).build()
-    ).uid("sink")
-
-
-def _rows(path: Path) -> list[Any]:
-    if not path.exists():
-        return []
-    files = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
-
-
 def test_job_resumes_from_retained_incremental_checkpoint_at_other_parallelism(
     tmp_path: Path,
 ) -> None:
@@ -376,7 +357,7 @@ def test_job_resumes_from_retained_incremental_checkpoint_at_other_parallelism(
     config.set_externalized_checkpoint_retention(
         ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
     )
-    _counting_job(env, tmp_path / "o1", n, 4000.0)
+    counting_job(env, tmp_path / "o1", n, 4000.0)
     client = env.execute_async("first")
     deadline = time.monotonic() + 20
     while not list(chk.glob("*/chk-[3-9]*/_metadata")):  # three checkpoints completed
@@ -395,7 +376,7 @@ def test_job_resumes_from_retained_incremental_checkpoint_at_other_parallelism(
         for entry in meta["operators"]["count"]["subtasks"].values():
             referenced.update(entry["shared"])
     assert sorted(p.name for p in (job_dir / "shared").iterdir()) == sorted(referenced)
-    first = _rows(tmp_path / "o1")
+    first = read_output(tmp_path / "o1")
     assert 0 < len(first) < n
     env2 = StreamExecutionEnvironment.get_execution_environment()
     env2.set_parallelism(3)
@@ -403,9 +384,9 @@ def test_job_resumes_from_retained_incremental_checkpoint_at_other_parallelism(
     env2.enable_checkpointing(60_000)
     env2.get_checkpoint_config().set_checkpoint_storage(str(tmp_path / "chk2"))
     env2.set_savepoint_restore(str(retained[-1]))
-    _counting_job(env2, tmp_path / "o2", n, 1_000_000.0)
+    counting_job(env2, tmp_path / "o2", n, 1_000_000.0)
     env2.execute("resumed")
-    rows = first + _rows(tmp_path / "o2")
+    rows = first + read_output(tmp_path / "o2")
     per_key: dict[str, list[int]] = {}
     for row in rows:
         per_key.setdefault(row[0], []).append(row[2] if len(row) == 3 else 1)

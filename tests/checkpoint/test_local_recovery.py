@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from counting_job import counting_job, read_output
 
 from strom.connectors import DataGeneratorSource
 from strom.connectors.file import Encoder, FileSink, FileSource, StreamFormat
@@ -32,13 +32,6 @@ class FailOnce(MapFunction):
         if self.attempt == 0 and value[1] == self.at:
             raise RuntimeError(f"injected failure at {value}")
         return value
-
-
-def read_output(path: Path) -> list[Any]:
-    if not path.exists():
-        return []
-    files = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("backend", ["hashmap", "rocksdb"])
@@ -126,22 +119,13 @@ def test_savepoint_restore_from_retained_checkpoint(tmp_path: Path) -> None:
     assert read_output(tmp_path / "o2") == []  # nothing left to read: no duplicates
 
 
-def _counting_job(env: StreamExecutionEnvironment, out: Path, n: int | None, rate: float) -> None:
-    source = DataGeneratorSource(lambda i: (f"k{i % 5}", i), n, rate)
-    env.from_source(source, None, "gen").uid("gen").key_by(lambda r: r[0]).reduce(
-        lambda a, b: (a[0], b[1], (a[2] if len(a) == 3 else 1) + 1)
-    ).uid("count").sink_to(
-        FileSink.for_row_format(str(out), Encoder.json_lines_encoder()).build()
-    ).uid("sink")
-
-
 def test_stop_with_savepoint_and_resume(tmp_path: Path) -> None:
     """Stop with a savepoint mid-stream, resume from it: every record counted once."""
     n = 3000
     env = StreamExecutionEnvironment.get_execution_environment()
     env.enable_checkpointing(60_000)  # savepoints only
     env.get_checkpoint_config().set_checkpoint_storage(str(tmp_path / "chk"))
-    _counting_job(env, tmp_path / "o1", n, 10_000.0)
+    counting_job(env, tmp_path / "o1", n, 10_000.0)
     client = env.execute_async("first")
     import time
 
@@ -155,7 +139,7 @@ def test_stop_with_savepoint_and_resume(tmp_path: Path) -> None:
     env2.enable_checkpointing(60_000)
     env2.get_checkpoint_config().set_checkpoint_storage(str(tmp_path / "chk"))
     env2.set_savepoint_restore(path)
-    _counting_job(env2, tmp_path / "o2", n, 1_000_000.0)
+    counting_job(env2, tmp_path / "o2", n, 1_000_000.0)
     env2.execute("resumed")
     rows = first + read_output(tmp_path / "o2")
     assert len(rows) == n  # one update per record, none lost, none twice
