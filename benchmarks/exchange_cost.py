@@ -40,25 +40,15 @@ CYCLES_PER_L2_MISS = 60
 def _job(records: int, parallelism: int, loopback: bool) -> None:
     """Run the job on the LocalExecutor (the process valgrind measures)."""
     import strom._executors.local as local
-    from benchmarks.parallel import Count, DiscardSink, add, key_of, to_pair
+    from benchmarks.parallel import add_running_sum
     from strom._runtime.io.channels import LocalInputChannel
-    from strom._runtime.io.network import decode_element, encode_element
+    from strom._runtime.io.network import RemoteInputChannel, encode_element
     from strom.datastream import StreamExecutionEnvironment
 
-    class Loopback(LocalInputChannel):
-        """A channel whose elements are encoded on push and decoded on take."""
+    class Loopback(RemoteInputChannel):
+        """A network channel's two halves in one: encoded on push, decoded on take."""
 
         __slots__ = ()
-
-        def __init__(self, capacity: int, name: str = "") -> None:
-            super().__init__(capacity, name)
-            from collections import deque
-
-            class Q(deque[bytes]):
-                def popleft(self) -> object:  # type: ignore[override]
-                    return decode_element(deque.popleft(self))
-
-            self.queue = Q()
 
         def push(self, element: object) -> None:
             self.queue.append(encode_element(element))
@@ -69,7 +59,7 @@ def _job(records: int, parallelism: int, loopback: bool) -> None:
         m = pattern.match(name)
         assert m is not None, name
         crossing = loopback and m.group(2) != m.group(4)
-        return Loopback(capacity, name) if crossing else LocalInputChannel(capacity, name)
+        return Loopback(0, capacity, name) if crossing else LocalInputChannel(capacity, name)
 
     local.LocalInputChannel = channel  # type: ignore[misc,assignment]
     for n in (1000, records):  # a warm-up job, then the measured one
@@ -77,9 +67,7 @@ def _job(records: int, parallelism: int, loopback: bool) -> None:
             break
         env = StreamExecutionEnvironment.get_execution_environment()
         env.set_parallelism(parallelism)
-        env.from_sequence(1, n).map(to_pair).key_by(key_of).reduce(add).map(Count()).sink_to(
-            DiscardSink()
-        )
+        add_running_sum(env, n)
         ex = local.LocalExecutor(env.get_job_graph("exchange cost"), uuid.uuid4().hex, {})
         ex.build()
         local.LocalJobClient(ex).run_in_foreground()

@@ -81,15 +81,13 @@ def add_v(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {"k": a["k"], "v": a["v"] + b["v"]}
 
 
-def running_sum(records: int, parallelism: int, workload: str = "pairs") -> tuple[float, int]:
-    """Run the keyed running sum; return (seconds, updates seen).
+def add_running_sum(env: StreamExecutionEnvironment, records: int, workload: str = "pairs") -> None:
+    """Add the keyed running sum over ``records`` records to ``env``.
 
     ``workload``: ``"pairs"`` (the issue's job, ``(x % 1000, x)`` tuples) or ``"json"``
     (heavier records: each is formatted as a JSON line and parsed with ``json.loads``
     before ``key_by``, as a job reading JSON from Kafka or files would).
     """
-    env = StreamExecutionEnvironment.get_execution_environment()
-    env.set_parallelism(parallelism)
     if workload == "json":
         stream = env.from_sequence(1, records).map(to_json_line).map(json.loads)
         stream.key_by(lambda r: r["k"]).reduce(add_v).map(Count()).sink_to(DiscardSink())
@@ -97,6 +95,14 @@ def running_sum(records: int, parallelism: int, workload: str = "pairs") -> tupl
         env.from_sequence(1, records).map(to_pair).key_by(key_of).reduce(add).map(
             Count()
         ).sink_to(DiscardSink())
+
+
+def running_sum(records: int, parallelism: int, workload: str = "pairs") -> tuple[float, int]:
+    """Run the keyed running sum (see :func:`add_running_sum`); return (seconds, updates
+    seen)."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(parallelism)
+    add_running_sum(env, records, workload)
     t0 = time.perf_counter()
     result = env.execute(f"running sum p{parallelism}")
     return time.perf_counter() - t0, int(result.get_accumulator_result("updates"))

@@ -23,16 +23,11 @@ from typing import Any
 
 __all__ = ["inline_key_selector"]
 
-_SKIP = frozenset(("RESUME", "CACHE", "NOP", "EXTENDED_ARG", "COPY_FREE_VARS", "MAKE_CELL"))
-_SUBSCR = frozenset(("BINARY_SUBSCR",))
+_SKIP = frozenset(("RESUME", "CACHE", "NOP", "EXTENDED_ARG"))
 
 
-def _ops(code: types.CodeType) -> list[tuple[str, Any]] | None:
-    try:
-        return [(i.opname, i.argval) for i in dis.get_instructions(code)
-                if i.opname not in _SKIP]
-    except Exception:  # pragma: no cover - unreadable bytecode: not inlined
-        return None
+def _ops(code: types.CodeType) -> list[tuple[str, Any]]:
+    return [(i.opname, i.argval) for i in dis.get_instructions(code) if i.opname not in _SKIP]
 
 
 def _subscript_items(ops: list[tuple[str, Any]], arg: str) -> list[Any] | None:
@@ -42,7 +37,7 @@ def _subscript_items(ops: list[tuple[str, Any]], arg: str) -> list[Any] | None:
         return None
     for j in range(0, len(ops), 3):
         (o1, a1), (o2, a2), (o3, _) = ops[j : j + 3]
-        if o1 != "LOAD_FAST" or a1 != arg or o2 != "LOAD_CONST" or o3 not in _SUBSCR:
+        if o1 != "LOAD_FAST" or a1 != arg or o2 != "LOAD_CONST" or o3 != "BINARY_SUBSCR":
             return None
         if not isinstance(a2, int | str) or isinstance(a2, bool):
             return None

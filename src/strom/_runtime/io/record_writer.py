@@ -184,7 +184,6 @@ class RecordWriter:
         # key / target / compress passes each miss it again). The first record that is
         # not simple (a new key, an unhashable key, a failing selector) ends the pass; the
         # rest of the batch takes the checked path, which reports errors.
-        done = 0
         try:
             if timestamps is None and not self._ts_buffered:
                 appends = [b.append for b in bufs]
